@@ -1,0 +1,32 @@
+"""MindSpore reference backbones with feature_info, MindCV-compatible.
+
+Importing this package imports MindSpore (quietly, CPU graph mode). The
+``graphfeat`` library itself never does.
+"""
+from . import _mindspore  # noqa: F401  (must come first: quiet logs, CPU graph mode)
+from .checkpoint import LoadReport, load_checkpoint_into, read_checkpoint
+from .factory import create_model
+from .features import FeatureExtractWrapper, cell_list, flat_name
+from .helpers import build_model_with_cfg, default_cfg, make_divisible
+from .registry import list_families, list_models, model_family, register_model
+from . import models  # noqa: F401,E402  (registers every backbone)
+
+from graphfeat.feature_info import FeatureInfo
+
+__all__ = [
+    "FeatureExtractWrapper",
+    "FeatureInfo",
+    "LoadReport",
+    "build_model_with_cfg",
+    "cell_list",
+    "create_model",
+    "default_cfg",
+    "flat_name",
+    "list_families",
+    "list_models",
+    "load_checkpoint_into",
+    "make_divisible",
+    "model_family",
+    "read_checkpoint",
+    "register_model",
+]

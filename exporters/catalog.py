@@ -1,0 +1,112 @@
+"""The table of supported families, generated from the registry.
+
+``python -m exporters.catalog`` prints it; ``--write-readme`` puts it into
+README.md between the ``families`` markers, ``--check`` exits 1 when the
+README is out of date. Models are built with ``init=False`` (no seeded weights,
+no BatchNorm calibration): only their structure and ``feature_info`` are read.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from .factory import create_model
+from .registry import _model_family, list_families
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+START, END = "<!-- families:start -->", "<!-- families:end -->"
+SCENARIOS = {1: "1 (sequential stages)", 2: "2 (one flattened sequential)", 3: "3 (rewritten feature class)"}
+
+
+def family_models(family: str) -> list[str]:
+    """The models of ``family`` in registration order (the first is its representative)."""
+    return [name for name, fam in _model_family.items() if fam == family]
+
+
+def scenario_of(model) -> int:
+    """1, 2 or 3, from the attributes a features-only model carries."""
+    if getattr(model, "is_rewritten", False):
+        return 3
+    return 2 if getattr(model, "flatten_sequential", False) else 1
+
+
+def family_rows() -> list[dict]:
+    """One dict per family: family, scenario, models, representative and its levels."""
+    return [dict(row) for row in _rows(tuple(_model_family.items()))]
+
+
+@lru_cache(maxsize=4)
+def _rows(registry: tuple) -> tuple:  # keyed on the registry's contents, built once per state
+    rows = []
+    for family in sorted(list_families()):
+        models = family_models(family)
+        rep = create_model(models[0], features_only=True, init=False)
+        info = rep.feature_info
+        rows.append({
+            "family": family,
+            "scenario": scenario_of(rep),
+            "models": models,
+            "representative": models[0],
+            "levels": [(info.module_name(i), info.channels(i), info.reduction(i)) for i in range(len(info))],
+        })
+    return tuple(rows)
+
+
+def family_table() -> str:
+    """The markdown table of every registered family."""
+    lines = [
+        "| Family | Scenario | Models | Feature levels of the first model (name chs/stride) |",
+        "|---|---|---|---|",
+    ]
+    for row in family_rows():
+        models = ", ".join(f"`{m}`" for m in row["models"])
+        levels = ", ".join(f"`{n}` {c}/{r}" for n, c, r in row["levels"])
+        lines.append(f"| {row['family']} | {SCENARIOS[row['scenario']]} | {models} | "
+                     f"`{row['representative']}`: {levels} |")
+    return "\n".join(lines) + "\n"
+
+
+def readme_section(text: str) -> str:
+    """The text between the family markers of a README."""
+    if START not in text or END not in text:
+        raise ValueError(f"README.md lacks the markers {START} and {END}")
+    return text.split(START, 1)[1].split(END, 1)[0].strip("\n") + "\n"
+
+
+def write_readme(path: Path | None = None) -> bool:
+    """Replace the README section with the current table; True if the file changed."""
+    path = path or README
+    text = path.read_text(encoding="utf-8")
+    readme_section(text)  # check the markers
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    new = f"{head}{START}\n{family_table()}{END}{tail}"
+    if new == text:
+        return False
+    path.write_text(new, encoding="utf-8")
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m exporters.catalog", description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--write-readme", action="store_true", help="update the table in README.md")
+    group.add_argument("--check", action="store_true", help="exit 1 if README.md's table is out of date")
+    args = parser.parse_args(argv)
+    if args.write_readme:
+        print(f"{'updated' if write_readme(README) else 'unchanged'}: {README}")
+        return 0
+    if args.check:
+        if readme_section(README.read_text(encoding="utf-8")) != family_table():
+            print("README.md's family table is out of date: run python -m exporters.catalog --write-readme",
+                  file=sys.stderr)
+            return 1
+        return 0
+    print(family_table(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The feature wrapper: rebuild a backbone so it returns its feature pyramid.
+
+Three scenarios, as in MindCV:
+
+1. separate sequential cells per layer (``layer1``..``layer4``);
+2. one sequential cell holding all layers, marked ``flatten_sequential = True``:
+   its children are lifted to the top level and renamed ``a.b`` -> ``a_b``;
+3. a rewritten feature class marked ``is_rewritten = True`` whose ``construct``
+   returns one tensor per ``feature_info`` entry.
+
+In scenarios 1 and 2 the wrapper keeps the top-level cells in registration
+order until every requested layer has been seen, then stops: that stopping is
+the truncation, so the head and deeper stages are never computed.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterable, Iterator
+
+from mindspore import Tensor, nn
+
+from graphfeat.errors import GraphfeatError
+from graphfeat.feature_info import FeatureInfo
+
+
+def flat_name(name: str) -> str:
+    """The flatten rule, stated once: child ``b`` of sequential ``a`` becomes ``a_b``."""
+    return name.replace(".", "_", 1)
+
+
+def cell_list(net: nn.Cell, flatten_sequential: bool = False) -> Iterator[tuple[str, str, nn.Cell]]:
+    """Yield ``(new_name, old_name, cell)`` for the top-level cells of ``net``.
+
+    With ``flatten_sequential`` the children of each ``SequentialCell`` are
+    yielded instead, as ``("a_b", "a.b", child)``.
+    """
+    for name, cell in net.name_cells().items():
+        if flatten_sequential and isinstance(cell, nn.SequentialCell):
+            for child_name, child in cell.name_cells().items():
+                old = f"{name}.{child_name}"
+                yield flat_name(old), old, child
+        else:
+            yield name, name, cell
+
+
+def _require_feature_info(net: nn.Cell) -> list[dict]:
+    info = getattr(net, "feature_info", None)
+    if not info:
+        raise GraphfeatError(
+            f"{type(net).__name__} registers no feature_info, so features_only is not available; "
+            "append dict(chs=, reduction=, name=) entries to self.feature_info in its __init__"
+        )
+    return list(info)
+
+
+class FeatureExtractWrapper(nn.Cell):
+    """Wrap ``net`` so that it returns a tuple of the levels selected by ``out_indices``.
+
+    ``feature_info`` on the wrapper is a :class:`FeatureInfo` over the selected
+    levels. ``renamed`` maps old top-level names to flattened ones (scenario 2).
+    """
+
+    def __init__(self, net: nn.Cell, out_indices: Iterable[int] | None = None) -> None:
+        super().__init__(auto_prefix=False)
+        self.feature_info = FeatureInfo(_require_feature_info(net), out_indices)
+        self.is_rewritten = bool(getattr(net, "is_rewritten", False))
+        self.flatten_sequential = bool(getattr(net, "flatten_sequential", False))
+        self.renamed: dict[str, str] = {}
+        if self.is_rewritten:
+            self.net = net
+            self.return_index = tuple(self.feature_info.out_indices)
+        else:
+            self.net, self.return_index = self._truncate(net)
+
+    def _truncate(self, net: nn.Cell) -> tuple[nn.SequentialCell, tuple[int, ...]]:
+        wanted = {self.feature_info.module_name(i): i for i in range(len(self.feature_info))}
+        layers: OrderedDict[str, nn.Cell] = OrderedDict()
+        positions: dict[int, int] = {}
+        for new_name, old_name, cell in cell_list(net, self.flatten_sequential):
+            if new_name != old_name:
+                self.renamed[old_name] = new_name
+            layers[new_name] = cell
+            if old_name in wanted:
+                positions[wanted.pop(old_name)] = len(layers) - 1
+            if not wanted:
+                break
+        if wanted:
+            available = [old for _, old, _ in cell_list(net, self.flatten_sequential)]
+            raise GraphfeatError(
+                f"{type(net).__name__}: feature_info names {sorted(wanted)} are not top-level cells "
+                f"(flatten_sequential={self.flatten_sequential}); available: {available}. "
+                "Name each level after the cell that returns it, or use a rewritten feature class"
+            )
+        order = [positions[i] for i in range(len(self.feature_info))]
+        return nn.SequentialCell(layers), tuple(order)
+
+    def construct(self, x: Tensor) -> tuple:
+        out = ()
+        if self.is_rewritten:
+            xs = self.net(x)
+            for i in self.return_index:
+                out = out + (xs[i],)
+            return out
+        i = 0
+        for cell in self.net.cell_list:
+            x = cell(x)
+            if i in self.return_index:
+                out = out + (x,)
+            i += 1
+        return out

@@ -1,0 +1,127 @@
+"""Seeded random weights that keep activations O(1) through any depth.
+
+Convolutions get He-normal weights and dense layers ``1/sqrt(fan_in)``; norms
+start at identity. Then the BatchNorm running statistics are calibrated on one
+seeded random batch, so every normalised activation has unit scale whatever
+the depth: a comparison between runtimes then works on real signal, not on
+1e-9 noise. Cells may define ``init_extra_weights(rng)`` for parameters that
+are not conv, dense or norm weights (layer scales, for example), and
+``init_after_calibration()`` to adjust what calibration produced.
+
+Initialisation is deterministic for a given seed, so :func:`seeded_weights`
+memoises it per model configuration: building the same model with the same
+seed again (a classifier and its feature model, say) skips the calibration.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+from mindspore import Tensor, nn, ops
+
+from . import _mindspore  # noqa: F401  (quiet import, CPU graph mode)
+
+CALIBRATION_SHAPE = (2, 160, 160)  # batch, H, W of the BatchNorm calibration input
+
+
+def _normal(rng: np.random.Generator, shape, std: float) -> Tensor:
+    return Tensor(rng.normal(0.0, std, size=shape).astype(np.float32))
+
+
+def _fill(param, value: float) -> None:
+    param.set_data(Tensor(np.full(param.shape, value, dtype=np.float32)))
+
+
+def init_weights(model: nn.Cell, seed: int | None = None, in_channels: int = 3) -> None:
+    """Give ``model`` reproducible random weights (``seed``) and calibrated BatchNorm statistics."""
+    # Separate streams: a model that lacks a head (a rewritten feature class) still gets
+    # the same weights for what it has, and the same calibration batch.
+    weights_seq, calibration_seq = np.random.SeedSequence(seed).spawn(2)
+    rng = np.random.default_rng(weights_seq)
+    for _, cell in model.cells_and_names():
+        if isinstance(cell, nn.Conv2d):
+            w = cell.weight
+            fan_in = int(np.prod(w.shape[1:]))
+            w.set_data(_normal(rng, w.shape, math.sqrt(2.0 / fan_in)))
+            if cell.bias is not None:
+                _fill(cell.bias, 0.0)
+        elif isinstance(cell, nn.Dense):
+            w = cell.weight
+            w.set_data(_normal(rng, w.shape, 1.0 / math.sqrt(w.shape[1])))
+            if cell.bias is not None:
+                _fill(cell.bias, 0.0)
+        elif isinstance(cell, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            _fill(cell.gamma, 1.0)
+            _fill(cell.beta, 0.0)
+            _fill(cell.moving_mean, 0.0)
+            _fill(cell.moving_variance, 1.0)
+        elif isinstance(cell, nn.LayerNorm):
+            _fill(cell.gamma, 1.0)
+            _fill(cell.beta, 0.0)
+        if hasattr(cell, "init_extra_weights"):
+            cell.init_extra_weights(rng)
+    calibrate_batchnorm(model, np.random.default_rng(calibration_seq), in_channels)
+    for _, cell in model.cells_and_names():
+        if hasattr(cell, "init_after_calibration"):
+            cell.init_after_calibration()
+
+
+_WEIGHTS_CACHE: "OrderedDict[tuple, dict[str, np.ndarray]]" = OrderedDict()
+_CACHE_SIZE = 8
+
+
+def seeded_weights(model: nn.Cell, key: tuple, seed: int | None, in_channels: int = 3) -> None:
+    """``init_weights(model, seed)``, memoised under ``key`` (the model's configuration) when
+    ``seed`` is given; the last few configurations are kept."""
+    if seed is None:
+        init_weights(model, None, in_channels)
+        return
+    full_key = (key, seed, in_channels)
+    params = list(model.get_parameters())
+    cached = _WEIGHTS_CACHE.get(full_key)
+    if cached is not None and set(cached) == {p.name for p in params}:
+        for p in params:
+            p.set_data(Tensor(cached[p.name]))
+        _WEIGHTS_CACHE.move_to_end(full_key)
+        return
+    init_weights(model, seed, in_channels)
+    _WEIGHTS_CACHE[full_key] = {p.name: p.asnumpy().copy() for p in params}
+    while len(_WEIGHTS_CACHE) > _CACHE_SIZE:
+        _WEIGHTS_CACHE.popitem(last=False)
+
+
+class _Calibrator(nn.Cell):
+    """Runs ``net`` once with its BatchNorms in batch-statistics mode (own compile cache)."""
+
+    def __init__(self, net: nn.Cell) -> None:
+        super().__init__(auto_prefix=False)  # keep the wrapped parameter names
+        self.net = net
+
+    def construct(self, x: Tensor):
+        return self.net(x)
+
+
+def calibrate_batchnorm(model: nn.Cell, rng: np.random.Generator, in_channels: int = 3) -> None:
+    """Set every BatchNorm's running mean/variance to its batch statistics on one random batch.
+
+    Only the BatchNorm cells run in training mode (dropout and drop-path stay off),
+    and their update momentum is 1 for this pass, so the running statistics become
+    exactly the batch statistics.
+    """
+    norms = [c for _, c in model.cells_and_names() if isinstance(c, (nn.BatchNorm2d, nn.BatchNorm1d))]
+    if not norms:
+        return
+    saved = [(bn, bn.bn_train) for bn in norms]
+    model.set_train(False)
+    for bn in norms:
+        bn.bn_train = ops.BatchNorm(is_training=True, epsilon=bn.eps, momentum=1.0, data_format=bn.format)
+        bn.set_train(True)
+    batch, h, w = CALIBRATION_SHAPE
+    x = Tensor(rng.standard_normal((batch, in_channels, h, w)).astype(np.float32))
+    try:
+        _Calibrator(model)(x)
+    finally:
+        for bn, prim in saved:
+            bn.bn_train = prim
+        model.set_train(False)

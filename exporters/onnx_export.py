@@ -1,0 +1,305 @@
+"""Export a registered backbone to ONNX with its feature layers recorded and proven.
+
+The steps, in order:
+
+1. build the model (full classifier, or the feature model) and the all-levels
+   feature wrapper with the same weights (seed or checkpoint);
+2. ``mindspore.onnx.export`` (opset 11, IR 4) into a temp file;
+3. post-process: dynamic batch on every output, producer fields;
+4. find, for each feature level, the ONNX tensor whose values equal the
+   MindSpore level on a seeded probe input (``graphfeat.proof.match_levels``);
+5. upgrade the opset with ``onnx.version_converter`` when the proof still holds after;
+6. record the levels under ``graphfeat.feature_info``, run the checker, prove the
+   record once more, and save atomically.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import onnx
+from onnx import version_converter
+
+import mindspore as ms
+from mindspore import Tensor
+
+from graphfeat.errors import GraphfeatError
+from graphfeat.io import atomic_write, check_destination, save_model
+from graphfeat.metadata import SCHEMA_VERSION, write_metadata
+from graphfeat.proof import DEFAULT_RTOL, compare_level, match_levels, prove_levels, run_onnxruntime
+
+from .factory import create_model
+
+INPUT_NAME = "images"
+OUTPUT_NAME = "logits"
+BATCH_DIM = "batch"
+DEFAULT_OPSET = 17
+PROBE_SEED = 20261126
+
+
+@dataclass
+class ExportReport:
+    """What an export produced and measured."""
+
+    model: str
+    path: str
+    nodes: int
+    size_bytes: int
+    seconds: float
+    opset: int
+    levels: list[dict] = field(default_factory=list)
+    output_max_rel: float | None = None
+    worst_level_max_rel: float = 0.0
+    reference: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def probe_input(input_size: Sequence[int], batch: int = 1, in_channels: int = 3, seed: int = PROBE_SEED) -> np.ndarray:
+    """The seeded standard-normal probe batch used to prove an export."""
+    h, w = input_size
+    return np.random.default_rng(seed).standard_normal((batch, in_channels, h, w)).astype(np.float32)
+
+
+def _versions() -> dict[str, str]:
+    import onnxruntime
+
+    try:
+        gf = importlib_metadata.version("graphfeat")
+    except importlib_metadata.PackageNotFoundError:
+        gf = "0+unknown"
+    return {"graphfeat": gf, "mindspore": ms.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__}
+
+
+def _as_tuple(out) -> tuple:
+    return out if isinstance(out, tuple) else (out,)
+
+
+def _mindspore_export(net, probe: np.ndarray, output_names: list[str], dynamic: bool) -> onnx.ModelProto:
+    with tempfile.TemporaryDirectory(prefix="graphfeat-export-") as tmp:
+        path = os.path.join(tmp, "model.onnx")
+        kwargs = {"dynamic_axes": {INPUT_NAME: {0: BATCH_DIM}}} if dynamic else {}
+        try:
+            ms.onnx.export(net, Tensor(probe), file_name=path, input_names=[INPUT_NAME], **kwargs)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise GraphfeatError(
+                f"MindSpore's ONNX exporter failed ({first}). An operator it lacks is the usual cause: "
+                "see docs/adding-a-backbone.md for the exportable substitutes"
+            ) from None
+        model = onnx.load(path)
+    _rename_outputs(model, output_names)
+    return model
+
+
+def _rename_outputs(model: onnx.ModelProto, names: Sequence[str]) -> None:
+    """Give the graph outputs ``names``, renaming each tensor at its producer and every consumer.
+
+    (MindSpore's own ``output_names`` renames only the producer, which breaks a
+    graph whose output also feeds later nodes, as every feature level does.)
+    """
+    if len(names) != len(model.graph.output):
+        raise GraphfeatError(f"the export has {len(model.graph.output)} outputs, expected {len(names)}")
+    mapping = {out.name: new for out, new in zip(model.graph.output, names)}
+    for node in model.graph.node:
+        for seq in (node.input, node.output):
+            for k, name in enumerate(seq):
+                if name in mapping:
+                    seq[k] = mapping[name]
+    for out in model.graph.output:
+        out.name = mapping[out.name]
+
+
+def _set_dynamic_batch(model: onnx.ModelProto) -> None:
+    """Declare the batch dimension of every graph output symbolic, like the input's."""
+    for out in model.graph.output:
+        dims = out.type.tensor_type.shape.dim
+        if dims:
+            dims[0].Clear()
+            dims[0].dim_param = BATCH_DIM
+
+
+def _free_batch_in_reshapes(model: onnx.ModelProto) -> int:
+    """Turn a constant Reshape target ``[1, ...]`` (the probe's batch, baked in by MindSpore's
+    exporter, e.g. by ``nn.Dense`` on 4-D input) into ``[-1, ...]``.
+
+    At batch 1 the two are the same; at batch N, ``-1`` becomes N when the input
+    scales with the batch, and stays 1 when it does not. The export proves the
+    result at batch 2. Returns how many Reshapes were changed.
+    """
+    from onnx import numpy_helper
+
+    constants = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
+    initializers = {t.name: t for t in model.graph.initializer}
+    changed = 0
+    for node in model.graph.node:
+        if node.op_type != "Reshape" or len(node.input) < 2:
+            continue
+        source = node.input[1]
+        if source in constants:
+            attr = next((a for a in constants[source].attribute if a.name == "value"), None)
+            tensor = attr.t if attr is not None else None
+        else:
+            tensor = initializers.get(source)
+        if tensor is None:
+            continue
+        shape = numpy_helper.to_array(tensor).copy()
+        if shape.ndim != 1 or shape.size < 2 or shape[0] != 1 or (shape == -1).any() or (shape == 0).any():
+            continue
+        shape[0] = -1
+        fixed = f"{source}__batch_free"
+        if fixed not in initializers:
+            initializers[fixed] = numpy_helper.from_array(shape, fixed)
+            model.graph.initializer.append(initializers[fixed])
+        node.input[1] = fixed
+        changed += 1
+    return changed
+
+
+def _upgrade_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    current = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if opset <= current:
+        return model
+    upgraded = version_converter.convert_version(model, opset)
+    upgraded.ir_version = max(upgraded.ir_version, 8)
+    return upgraded
+
+
+def _save_reference(path: Path, probe: np.ndarray, names: list[str], levels: list[np.ndarray],
+                    record: dict, force: bool) -> None:
+    arrays = {"input": probe, **{f"level/{n}": v for n, v in zip(names, levels)}}
+    arrays["meta"] = np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **arrays), force=force)
+
+
+def _prove_batch(model, net, feature_model, probe, tensors, selected, names, features_only, rtol) -> None:
+    """Prove the dynamic batch: at batch 2 the ONNX model must still equal MindSpore."""
+    pair = np.concatenate([probe, probe_input(probe.shape[2:], in_channels=probe.shape[1], seed=PROBE_SEED + 1)])
+    all_levels = [t.asnumpy() for t in _as_tuple(feature_model(Tensor(pair)))]
+    try:
+        prove_levels(model, {INPUT_NAME: pair}, tensors, [all_levels[i] for i in selected], names, rtol)
+        if not features_only:
+            got = run_onnxruntime(model, {INPUT_NAME: pair})[OUTPUT_NAME]
+            m = compare_level(OUTPUT_NAME, got, net(Tensor(pair)).asnumpy(), rtol)
+            if not m.ok:
+                raise GraphfeatError(f"the output differs (max rel err {m.max_rel:.3g})")
+    except GraphfeatError as exc:
+        raise GraphfeatError(f"the export does not hold at batch 2 ({exc}); export with --static-batch, "
+                             "or make the model's reshapes batch-independent") from None
+
+
+def export_model(
+    model_name: str,
+    output: str | os.PathLike | None = None,
+    *,
+    input_size: Sequence[int] = (224, 224),
+    checkpoint_path: str = "",
+    seed: int = 0,
+    static_batch: bool = False,
+    features_only: bool = False,
+    out_indices: Iterable[int] | None = None,
+    reference: str | os.PathLike | None = None,
+    opset: int = DEFAULT_OPSET,
+    force: bool = False,
+    rtol: float = DEFAULT_RTOL,
+) -> ExportReport:
+    """Export ``model_name`` to ONNX at ``output`` (default ``models_onnx/NAME.onnx``).
+
+    The feature levels are recorded in the file's metadata, each with the name
+    of the ONNX tensor proven to hold it. ``reference`` also writes the probe
+    input and the expected MindSpore levels to an ``.npz`` for verification
+    without MindSpore. Raises ``GraphfeatError`` on any failure; no partial
+    file remains.
+    """
+    start = time.perf_counter()
+    path = Path(output) if output else Path("models_onnx") / f"{model_name}.onnx"
+    if output is None:
+        path.parent.mkdir(exist_ok=True)
+    check_destination(path, None, force)  # fail before the slow part
+    if reference:
+        check_destination(Path(reference), None, force)
+    if len(tuple(input_size)) != 2 or min(input_size) < 32:
+        raise GraphfeatError(f"input size {tuple(input_size)} must be two numbers (H W), each at least 32")
+    out_indices = None if out_indices is None else list(out_indices)
+    common = dict(seed=seed, checkpoint_path=checkpoint_path)
+    feature_model = create_model(model_name, features_only=True, auto_mapping=True, **common)
+    info = feature_model.feature_info
+    if features_only:
+        net = create_model(model_name, features_only=True, out_indices=out_indices, auto_mapping=True, **common)
+        selected = list(net.feature_info.out_indices)
+    else:
+        net = create_model(model_name, **common)
+        selected = list(range(len(info)))
+    in_channels = net.default_cfg.get("input_size", (3,))[0] if hasattr(net, "default_cfg") else 3
+    probe = probe_input(input_size, in_channels=in_channels)
+    all_levels = [t.asnumpy() for t in _as_tuple(feature_model(Tensor(probe)))]
+    names = [info.module_name(i) for i in selected]
+    levels = [all_levels[i] for i in selected]
+    outputs = [o.asnumpy() for o in _as_tuple(net(Tensor(probe)))]
+    output_names = names if features_only else [OUTPUT_NAME]
+
+    model = _mindspore_export(net, probe, output_names, dynamic=not static_batch)
+    report = ExportReport(model_name, str(path), 0, 0, 0.0, opset=11)
+    if not static_batch:
+        _set_dynamic_batch(model)
+        if n := _free_batch_in_reshapes(model):
+            report.notes.append(f"freed the batch dimension of {n} constant Reshape target(s)")
+    feeds = {INPUT_NAME: probe}
+    tensors = match_levels(model, feeds, levels, names, rtol)
+
+    try:
+        upgraded = _upgrade_opset(model, opset)
+        prove_levels(upgraded, feeds, tensors, levels, names, rtol)
+        model = upgraded
+        report.opset = opset
+    except Exception as exc:  # the converter raises many types; the proof raises GraphfeatError
+        report.notes.append(f"kept opset 11: upgrade to {opset} failed ({str(exc).splitlines()[0][:200]})")
+
+    record = {
+        "schema": SCHEMA_VERSION,
+        "model": model_name,
+        "features_only": features_only,
+        "input": {"name": INPUT_NAME, "shape": [1 if static_batch else BATCH_DIM, in_channels, *input_size]},
+        "input_size": list(input_size),
+        "seed": None if checkpoint_path else seed,
+        "checkpoint": os.path.basename(checkpoint_path) if checkpoint_path else None,
+        "versions": _versions(),
+        "levels": [
+            {"index": k, "name": n, "chs": info.channels(i), "reduction": info.reduction(i), "tensor": t,
+             **({"source_index": i} if features_only else {})}
+            for k, (i, n, t) in enumerate(zip(selected, names, tensors))
+        ],
+    }
+    write_metadata(model, record)
+    model.producer_name = "graphfeat"
+    model.producer_version = f"{record['versions']['graphfeat']} (MindSpore {ms.__version__})"
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:
+        raise GraphfeatError(f"the exported model fails the ONNX checker: {str(exc).splitlines()[0]}") from None
+    metrics = prove_levels(model, feeds, tensors, levels, names, rtol)
+    report.worst_level_max_rel = max(m.max_rel for m in metrics)
+    if not features_only:
+        got = run_onnxruntime(model, feeds)[OUTPUT_NAME]
+        m = compare_level(OUTPUT_NAME, got, outputs[0], rtol)
+        if not m.ok:
+            raise GraphfeatError(f"the exported classifier output differs from MindSpore (max rel err {m.max_rel:.3g})")
+        report.output_max_rel = m.max_rel
+    if not static_batch:
+        _prove_batch(model, net, feature_model, probe, tensors, selected, names, features_only, rtol)
+    save_model(model, path, force=force)
+    if reference:
+        report.reference = str(reference)
+        _save_reference(Path(reference), probe, names, levels, record, force)
+    report.levels = record["levels"]
+    report.nodes = len(model.graph.node)
+    report.size_bytes = path.stat().st_size
+    report.seconds = time.perf_counter() - start
+    return report

@@ -1,0 +1,65 @@
+"""Run one MindSpore job in this (fresh) process and print its result as JSON.
+
+``graphfeat export`` runs every export here, in a new process: a failed
+MindSpore export leaves the process unable to export again, and MindSpore's
+log lines stay out of the user's terminal. The last stdout line is
+``{"ok": true, "result": {...}}`` or ``{"ok": false, "error": "..."}``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+
+
+def _export(args: dict) -> dict:
+    from .onnx_export import export_model
+
+    return dataclasses.asdict(export_model(**args))
+
+
+def _levels(args: dict) -> dict:
+    """The MindSpore feature levels ``names`` of a model on the input saved at ``input``."""
+    import numpy as np
+    from mindspore import Tensor
+
+    from graphfeat.errors import GraphfeatError
+
+    from .factory import create_model
+
+    data = np.load(args["input"])
+    model = create_model(args["model"], seed=args.get("seed", 0), checkpoint_path=args.get("checkpoint", ""),
+                         features_only=True, auto_mapping=True)
+    all_names = model.feature_info.module_name()
+    unknown = [n for n in args["names"] if n not in all_names]
+    if unknown:
+        raise GraphfeatError(f"{args['model']} has no feature level(s) {unknown}; its levels: {all_names}")
+    out = model(Tensor(data))
+    out = out if isinstance(out, tuple) else (out,)
+    by_name = dict(zip(all_names, out))
+    np.savez(args["output"], **{f"level/{n}": by_name[n].asnumpy() for n in args["names"]})
+    return {"names": args["names"]}
+
+
+JOBS = {"export": _export, "levels": _levels}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    job, args = argv[0], json.loads(argv[1])
+    try:
+        result = {"ok": True, "result": JOBS[job](args)}
+    except Exception as exc:  # reported to the parent, which decides how to show it
+        from graphfeat.errors import GraphfeatError
+
+        kind = "user" if isinstance(exc, (GraphfeatError, FileNotFoundError)) else "internal"
+        result = {"ok": False, "kind": kind, "error": str(exc) or type(exc).__name__}
+    sys.stdout.write("\n" + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    # MindSpore prints harmless Cell.__del__ tracebacks at interpreter exit; skip them.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,6 @@
+"""``python -m graphfeat``."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,172 @@
+"""Shape inference and ``onnx.checker`` on a weight-free *skeleton* of a model.
+
+Both tools serialize the model they are given. For a model with hundreds of
+megabytes of weights that copy would cost as much as the cut itself, and for
+external-data models the weights are not in memory at all. The skeleton keeps
+the graph, small tensors (shape constants that inference folds) and the
+dims/dtype of every large tensor, whose data it points at a sparse file of the
+right size. Inference and the full check see the same types and shapes as on
+the real model; no weight byte is read or copied.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import onnx
+from onnx import external_data_helper
+
+from .errors import GraphfeatError
+from .io import external_tensors, tensor_nbytes
+
+#: tensors up to this size keep their data in the skeleton (shape constants)
+SMALL_TENSOR = 4096
+_SKELETON_DATA = "graphfeat-skeleton.data"
+#: models smaller than this (serialized) are checked directly, without a skeleton
+DIRECT_LIMIT = 64 << 20
+#: what onnx's C++ inference and checker raise besides their own errors (pybind11 maps
+#: std::length_error to ValueError, std::out_of_range to IndexError, ... on hostile input)
+_ONNX_ERRORS = (
+    onnx.shape_inference.InferenceError, onnx.checker.ValidationError,
+    ValueError, RuntimeError, IndexError, OverflowError, TypeError,
+)  # fmt: skip
+
+
+def skeleton(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """A copy of ``model`` without large tensor data, and the sparse-file size it needs."""
+    sk = onnx.ModelProto()
+    sk.ir_version = model.ir_version
+    sk.opset_import.extend(model.opset_import)
+    sk.functions.extend(model.functions)
+    for field in ("producer_name", "producer_version", "domain", "model_version"):
+        setattr(sk, field, getattr(model, field))
+    src, dst = model.graph, sk.graph
+    dst.name = src.name
+    need = 0
+    dst.node.extend(src.node)
+    for k, node in enumerate(src.node):
+        if node.op_type == "Constant" and not node.domain and _has_large_attr_tensor(node):
+            copy = dst.node[k]
+            del copy.attribute[:]
+            for attr in node.attribute:
+                new = copy.attribute.add()
+                if attr.HasField("t") and _is_large(attr.t):
+                    new.name, new.type = attr.name, attr.type
+                    need = max(need, _stub(attr.t, new.t))
+                else:
+                    new.CopyFrom(attr)
+    dst.input.extend(src.input)
+    dst.output.extend(src.output)
+    dst.value_info.extend(src.value_info)  # so that strict inference checks them as full_check does
+    dst.sparse_initializer.extend(src.sparse_initializer)
+    for tensor in src.initializer:
+        if _is_large(tensor):
+            need = max(need, _stub(tensor, dst.initializer.add()))
+        else:
+            dst.initializer.append(tensor)
+    return sk, need
+
+
+def _is_large(tensor: onnx.TensorProto) -> bool:
+    if external_data_helper.uses_external_data(tensor):
+        return tensor_nbytes(tensor) is not None
+    nbytes = tensor_nbytes(tensor)
+    return nbytes is not None and nbytes > SMALL_TENSOR and tensor.data_type != onnx.TensorProto.STRING
+
+
+def _stub(tensor: onnx.TensorProto, out: onnx.TensorProto) -> int:
+    out.name = tensor.name
+    out.data_type = tensor.data_type
+    out.dims.extend(tensor.dims)
+    nbytes = tensor_nbytes(tensor) or 0
+    out.raw_data = b"\0"  # set_external_data requires the field
+    external_data_helper.set_external_data(out, _SKELETON_DATA, 0, nbytes)
+    out.ClearField("raw_data")
+    return nbytes
+
+
+def _has_large_attr_tensor(node: onnx.NodeProto) -> bool:
+    return any(a.HasField("t") and _is_large(a.t) for a in node.attribute)
+
+
+def _infer(sk: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(sk, check_type=False, strict_mode=False, data_prop=True)
+    except Exception:  # noqa: BLE001 - inference is best effort here; the checker decides validity
+        return sk
+
+
+def infer_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    """Types of all tensors of the top-level graph, by ``onnx.shape_inference`` on the skeleton.
+
+    Dynamic dims keep their ``dim_param`` names. A model inference rejects
+    yields only the declared types (inputs, outputs, value_info, initializers).
+    """
+    inferred = _infer(skeleton(model)[0])
+    types: dict[str, onnx.TypeProto] = {}
+    for t in model.graph.initializer:
+        tp = onnx.TypeProto()
+        tp.tensor_type.elem_type = t.data_type
+        tp.tensor_type.shape.SetInParent()
+        for d in t.dims:
+            tp.tensor_type.shape.dim.add().dim_value = d
+        types[t.name] = tp
+    g = inferred.graph
+    for vi in (*g.input, *g.value_info, *g.output):
+        if vi.HasField("type"):
+            types[vi.name] = vi.type
+    return types
+
+
+def check_model(model: onnx.ModelProto, size_hint: int | None = None) -> None:
+    """Validate ``model`` as ``onnx.checker.check_model(full_check=True)`` does, and type its outputs.
+
+    A full check is the structural checker plus strict, type-checking shape
+    inference; both run here, and the inference result also gives every
+    untyped graph output its type (dynamic dims stay symbolic), in ``model``
+    itself. A model known to be small (``size_hint`` bytes, no external data)
+    is checked as it is; otherwise the weight-free skeleton is checked.
+    Raises GraphfeatError when either part fails.
+    """
+    direct = size_hint is not None and size_hint < DIRECT_LIMIT and not _has_external(model)
+    sk, need = (model, 0) if direct else skeleton(model)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(sk, check_type=True, strict_mode=True, data_prop=True)
+    except _ONNX_ERRORS as exc:
+        raise GraphfeatError(f"the resulting model fails onnx shape inference (strict): {exc}") from None
+    found = {vi.name: vi for vi in inferred.graph.output if _typed(vi)}  # inference fills untyped outputs
+    missing = [vi.name for vi in model.graph.output if not _typed(vi) and vi.name not in found]
+    if missing:
+        declared = {vi.name: vi for vi in model.graph.value_info if vi.name in set(missing) and _typed(vi)}
+        found.update(declared)
+        missing = [m for m in missing if m not in declared]
+    if missing:
+        raise GraphfeatError(
+            f"onnx shape inference could not determine the type of output(s) {missing}; "
+            "the model may use operators without shape inference"
+        )
+    for target in (model.graph.output,) if direct else (model.graph.output, sk.graph.output):
+        for vi in target:
+            if not _typed(vi):
+                vi.type.CopyFrom(found[vi.name].type)
+    try:
+        if direct:
+            onnx.checker.check_model(model, full_check=False)
+            return
+        with tempfile.TemporaryDirectory(prefix="graphfeat-check-") as tmp:
+            with open(os.path.join(tmp, _SKELETON_DATA), "wb") as f:
+                f.truncate(need)  # sparse: no disk blocks, no reads
+            path = Path(tmp) / "skeleton.onnx"
+            path.write_bytes(sk.SerializeToString())
+            onnx.checker.check_model(str(path), full_check=False)
+    except _ONNX_ERRORS as exc:
+        raise GraphfeatError(f"the resulting model fails onnx.checker: {exc}") from None
+
+
+def _has_external(model: onnx.ModelProto) -> bool:
+    return bool(external_tensors(model))  # attribute and subgraph tensors too
+
+
+def _typed(vi: onnx.ValueInfoProto) -> bool:
+    return vi.HasField("type") and (not vi.type.HasField("tensor_type") or bool(vi.type.tensor_type.elem_type))

@@ -1,0 +1,238 @@
+"""``graphfeat cut``: keep a model's feature layers as its outputs, drop the rest.
+
+Data flows one way: load (:mod:`graphfeat.io`), resolve names
+(:mod:`graphfeat.resolve`), edit the outputs (:mod:`graphfeat.edit`), clean up
+(:mod:`graphfeat.prune`), check and type the outputs (:mod:`graphfeat.check`),
+record the kept levels (:mod:`graphfeat.metadata`), save.
+
+The record lists exactly the kept levels, renumbered, with ``tensor`` = the
+output name and ``source_index`` = the level's original position. Levels
+that came from metadata keep their ``chs``/``reduction``. Other levels take
+``chs`` from the output's static channel dim and ``reduction`` from input
+H / output H when both are static and agree with W; an unknown value is
+``null``, never guessed. If every level then has positive ``chs`` and
+non-decreasing ``reduction`` (FeatureInfo's invariants) the record goes under
+``graphfeat.feature_info``; otherwise under ``graphfeat.feature_levels``
+(same fields, nulls allowed), which ``graphfeat info`` and later cuts also
+read but ``graphfeat.feature_info()`` refuses.
+"""
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from .check import check_model
+from .edit import set_outputs
+from .errors import GraphfeatError
+from .feature_info import normalize_out_indices
+from .graph import GraphIndex
+from .io import as_path, check_destination, check_sane, load_model, materialize_external_data, save_model
+from .metadata import METADATA_KEY, read_feature_record, write_feature_record
+from .modules import Resolution, shape_of
+from .prune import cleanup
+from .resolve import Resolver
+
+
+@contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector: graph passes create many short-lived
+    objects, and collections over a 100k-node graph make the cut superlinear."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def cut(
+    model_or_path: onnx.ModelProto | str | os.PathLike,
+    layers: Sequence[str] | None = None,
+    indices: Sequence[int] | None = None,
+    tensors: Sequence[str] | None = None,
+    keep_outputs: bool = False,
+) -> onnx.ModelProto:
+    """Return a copy of the model whose outputs are the requested feature layers.
+
+    Give exactly one of ``layers`` (module names such as ``layer1`` or
+    ``features.3``), ``indices`` (positions in the model's feature levels, as
+    ``out_indices``: negative counts from the end) or ``tensors`` (tensor
+    names, kept in the given order and named as they are). Layers become
+    outputs named after them, shallow to deep; the original outputs are
+    dropped unless ``keep_outputs``; everything no output needs is removed;
+    the graphfeat metadata lists exactly the kept levels.
+
+    A path is loaded without its external weights; the tensors the result
+    still needs are then read into the returned proto (use :func:`cut_file`
+    for models too large for memory). An in-memory model is not modified.
+    """
+    with gc_paused():
+        if isinstance(model_or_path, onnx.ModelProto):
+            check_sane(model_or_path, "the model")
+            model = onnx.ModelProto()
+            model.CopyFrom(model_or_path)
+            base_dir = None
+        else:
+            path = as_path(model_or_path)
+            model = load_model(path)
+            base_dir = path.parent
+        cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs)
+        if base_dir is not None:
+            materialize_external_data(model, base_dir)
+        return model
+
+
+def default_output(src: Path) -> Path:
+    """``MODEL.features.onnx`` beside ``MODEL.onnx``."""
+    stem = src.name.removesuffix(".onnx")
+    return src.with_name(f"{stem}.features.onnx")
+
+
+def cut_file(
+    src: str | os.PathLike,
+    dst: str | os.PathLike | None = None,
+    *,
+    layers: Sequence[str] | None = None,
+    indices: Sequence[int] | None = None,
+    tensors: Sequence[str] | None = None,
+    keep_outputs: bool = False,
+    force: bool = False,
+) -> Path:
+    """Cut the model at ``src`` and write it to ``dst`` (default ``MODEL.features.onnx``).
+
+    Weights are never read into memory: external tensors are referenced in
+    place (same directory) or their byte ranges streamed into ``<dst>.data``.
+    The input and an existing ``dst`` are only overwritten with ``force``;
+    the write is atomic. Returns the output path.
+    """
+    src = as_path(src)
+    dst = as_path(dst, "an output path") if dst is not None else default_output(src)
+    if src.exists():
+        check_destination(dst, src, force)  # fail fast, before any work
+    with gc_paused():
+        model = load_model(src)
+        size = src.stat().st_size
+        cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs, size_hint=size)
+        return save_model(model, dst, src_dir=src.parent, src=src, force=force)
+
+
+def cut_model(
+    model: onnx.ModelProto,
+    layers: Sequence[str] | None = None,
+    indices: Sequence[int] | None = None,
+    tensors: Sequence[str] | None = None,
+    keep_outputs: bool = False,
+    size_hint: int | None = None,
+) -> list[Resolution]:
+    """Cut ``model`` in place (see :func:`cut`); return the kept levels' resolutions in output order.
+
+    ``size_hint`` is the model's serialized size if known (it lets small
+    models be checked without building a weight-free skeleton).
+    """
+    index = GraphIndex(model)
+    resolver = Resolver(index)
+    picked = _select(resolver, layers, indices, tensors)
+    pairs = [(r.tensor if r.resolved_by == "tensor" else r.name, r.tensor) for r in picked]
+    set_outputs(model, index, pairs, keep_existing=keep_outputs)
+    # renames keep the order and new Identity nodes go last: a sorted graph stays sorted
+    cleanup(model, assume_sorted=index.order == list(range(len(index.nodes))))
+    check_model(model, size_hint)  # strict shape inference (types the new outputs) + checker
+    write_feature_record(model, _record(index, resolver, picked, pairs, model))
+    return picked
+
+
+def _select(resolver: Resolver, layers, indices, tensors) -> list[Resolution]:
+    given = [(k, v) for k, v in (("layers", layers), ("indices", indices), ("tensors", tensors)) if v is not None]
+    if len(given) != 1:
+        raise GraphfeatError("give exactly one of --layers, --indices or --tensors")
+    kind, values = given[0]
+    if isinstance(values, (str, bytes, int)):
+        values = [values]
+    try:
+        values = list(values)
+    except TypeError:
+        raise GraphfeatError(f"{kind} must be a list, got {type(values).__name__}") from None
+    if not values:
+        raise GraphfeatError(f"the {kind} list is empty; name at least one layer (see `graphfeat info`)")
+    if kind != "indices" and not all(isinstance(v, str) and v for v in values):
+        raise GraphfeatError(f"{kind} must be non-empty strings, got {values!r:.200}")
+    if kind == "tensors":
+        if len(set(values)) != len(values):
+            raise GraphfeatError(f"--tensors names a tensor twice: {values}")
+        return [resolver.resolve_tensor(t) for t in values]
+    if kind == "indices":
+        levels = resolver.levels()
+        if not levels:
+            raise GraphfeatError("the model lists no feature layers, so --indices cannot select any; use --layers or --tensors")
+        return [levels[i] for i in normalize_out_indices(values, len(levels))]
+    if len(set(values)) != len(values):
+        raise GraphfeatError(f"--layers names a layer twice: {values}")
+    picked = [resolver.resolve(name) for name in values]
+    return _feature_order(resolver.index, picked)
+
+
+def _feature_order(index: GraphIndex, picked: list[Resolution]) -> list[Resolution]:
+    """Shallow to deep: metadata order if every layer is in the metadata, else topological order."""
+    if all(r.level is not None and isinstance(r.level.get("index"), int) for r in picked):
+        return sorted(picked, key=lambda r: r.level["index"])
+    return sorted(picked, key=lambda r: index.pos[index.producer[r.tensor]])
+
+
+def _record(index: GraphIndex, resolver: Resolver, picked: list[Resolution], pairs, model) -> dict[str, Any]:
+    """The metadata for the kept levels: renumbered, ``tensor`` = output name, ``source_index`` kept."""
+    base = read_feature_record(index.model)[0] or {}
+    record: dict[str, Any] = {k: v for k, v in base.items() if k != "levels"}
+    record.setdefault("schema", 1)
+    inputs = {vi.name: shape_of(vi.type) for vi in model.graph.input}
+    in_shape = inputs.get(index.inputs[0]) if index.inputs else None
+    if "input" not in record and index.inputs:
+        record["input"] = {"name": index.inputs[0], "shape": in_shape}
+        if in_shape and len(in_shape) == 4 and all(isinstance(d, int) for d in in_shape[2:]):
+            record["input_size"] = [in_shape[2], in_shape[3]]
+    out_shapes = {vi.name: shape_of(vi.type) for vi in model.graph.output}
+    listed = resolver.listed_levels()  # only if --indices already listed them
+    listing = {r.name: i for i, r in enumerate(listed)} if listed and not base else {}
+    levels = []
+    for i, (res, (out_name, _)) in enumerate(zip(picked, pairs)):
+        if res.level is not None:
+            level = dict(res.level)
+            level["source_index"] = res.level.get("source_index", res.level.get("index"))
+        else:
+            chs, red = level_dims(out_shapes.get(out_name), in_shape)
+            level = {"name": res.name, "chs": chs, "reduction": red}
+            if res.name in listing:
+                level["source_index"] = listing[res.name]
+        level["index"] = i
+        level["tensor"] = out_name
+        levels.append(level)
+    record["levels"] = levels
+    return record
+
+
+def level_dims(shape: list | None, input_shape: list | None) -> tuple[int | None, int | None]:
+    """``(chs, reduction)`` of an NCHW feature tensor from its shape and the input's; None where unknown.
+
+    ``chs`` is dim 1 when static. ``reduction`` is input H / feature H when
+    both are static, divide exactly and agree with W; otherwise None — it is
+    never guessed.
+    """
+    if not shape or len(shape) != 4:
+        return None, None
+    chs = shape[1] if isinstance(shape[1], int) and shape[1] > 0 else None
+    red = None
+    inp = input_shape
+    if inp and len(inp) == 4 and all(isinstance(d, int) and d > 0 for d in (*inp[2:], *shape[2:])):
+        (ih, iw), (h, w) = inp[2:], shape[2:]
+        if ih % h == 0 and iw % w == 0 and ih // h == iw // w:
+            red = ih // h
+    return chs, red
+
+
+__all__ = ["METADATA_KEY", "cut", "cut_file", "cut_model", "default_output", "level_dims"]

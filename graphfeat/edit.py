@@ -1,0 +1,131 @@
+"""The surgery: make resolved tensors the graph outputs, named after their layers.
+
+Edits only rewrite ``graph.output`` (and add an ``Identity`` per renamed
+output); :func:`graphfeat.prune.cleanup` removes what becomes dead.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import onnx
+
+from .errors import GraphfeatError
+from .graph import GraphIndex, subgraphs
+
+
+def set_outputs(
+    model: onnx.ModelProto,
+    index: GraphIndex,
+    outputs: Sequence[tuple[str, str]],
+    types: Mapping[str, onnx.TypeProto] | None = None,
+    keep_existing: bool = False,
+) -> None:
+    """Make ``outputs`` (``(output_name, tensor)`` pairs) the graph outputs, in order.
+
+    The tensor itself is renamed to the output name when it is an internal
+    value; when it cannot be (a kept original output, or a tensor already
+    serving another output), an ``Identity`` writes the output name. A name
+    already used by another internal tensor moves that tensor aside
+    (``name__1``); a name held by a graph input, initializer or kept output is
+    refused. With ``types``, each output gets its tensor's type; without,
+    outputs are left untyped for :func:`graphfeat.check.type_outputs`.
+    """
+    graph = model.graph
+    original = list(graph.output)
+    original_names = {o.name for o in original}
+    kept_names = original_names if keep_existing else set()
+    taken = set(index.tensor_names)
+    alias: dict[str, str] = {}  # old tensor name -> current name
+    serving: set[str] = set()  # tensors already renamed to serve an output
+    new_outputs: list[onnx.ValueInfoProto] = []
+    for out_name, tensor in outputs:
+        if any(vi.name == out_name for vi in new_outputs):
+            raise GraphfeatError(f"output '{out_name}' is requested twice")
+        tp = types.get(tensor) if types is not None else None
+        if types is not None and (tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.elem_type):
+            raise GraphfeatError(
+                f"onnx shape inference could not determine the type of tensor '{tensor}' (for output "
+                f"'{out_name}'); the model may use operators without shape inference"
+            )
+        current = alias.get(tensor, tensor)
+        if out_name != current:
+            if out_name in taken:
+                if out_name in kept_names or out_name not in index.producer or out_name in serving:
+                    raise GraphfeatError(
+                        f"cannot name an output '{out_name}': a graph input, initializer or kept output already "
+                        f"has that name; use --tensors {tensor} instead"
+                    )
+                fresh = _fresh(out_name, taken)
+                _rename(index, alias.get(out_name, out_name), fresh, out_name)
+                alias[out_name] = fresh
+                if current == out_name:
+                    current = fresh
+            if current in index.producer or current in alias.values():
+                renameable = current not in original_names and current not in serving
+            else:
+                renameable = False
+            if renameable:
+                _rename(index, current, out_name, tensor)
+                alias[tensor] = out_name
+            else:
+                node = graph.node.add()
+                node.op_type = "Identity"
+                node.name = f"graphfeat/output/{out_name}"
+                node.input.append(current)
+                node.output.append(out_name)
+            taken.add(out_name)
+        serving.add(out_name)
+        vi = onnx.ValueInfoProto()
+        vi.name = out_name
+        if tp is not None:
+            vi.type.CopyFrom(tp)
+        new_outputs.append(vi)
+    if keep_existing:
+        names = {vi.name for vi in new_outputs}
+        new_outputs.extend(o for o in original if o.name not in names)
+    del graph.output[:]
+    graph.output.extend(new_outputs)
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    k = 1
+    while f"{name}__{k}" in taken:
+        k += 1
+    taken.add(f"{name}__{k}")
+    return f"{name}__{k}"
+
+
+def _rename(index: GraphIndex, old: str, new: str, original: str) -> None:
+    """Rename tensor ``old`` (originally ``original``) in its producer and readers.
+
+    Stale value_info entries are left to :func:`graphfeat.prune.cleanup`.
+    """
+    touched = list(index.consumers.get(original, ()))
+    if original in index.producer:
+        touched.append(index.producer[original])
+    for i in touched:
+        _rename_in_node(index.nodes[i], old, new)
+
+
+def _rename_in_node(node: onnx.NodeProto, old: str, new: str) -> None:
+    for k, name in enumerate(node.input):
+        if name == old:
+            node.input[k] = new
+    for k, name in enumerate(node.output):
+        if name == old:
+            node.output[k] = new
+    for sub in subgraphs(node):
+        _rename_refs(sub, old, new)
+
+
+def _rename_refs(graph: onnx.GraphProto, old: str, new: str) -> None:
+    """Rename outer-scope references to ``old`` inside a subgraph."""
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name == old:
+                node.input[k] = new
+        for sub in subgraphs(node):
+            _rename_refs(sub, old, new)
+    for vi in graph.output:
+        if vi.name == old:
+            vi.name = new

@@ -1,0 +1,233 @@
+"""Lookups over an ONNX graph, built once: producers, consumers, constants, order.
+
+Every pass in graphfeat works on these maps, so each is linear in the size of
+the graph. Node identity is the node's position in ``graph.node``; tensors are
+identified by name. A node's inputs include the outer-scope names that its
+subgraphs (``If``/``Loop``/``Scan`` bodies) read, so a walk over inputs never
+misses what a subgraph needs.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+
+import networkx as nx
+import onnx
+
+from .errors import GraphfeatError
+
+SOURCE = "__graphfeat_source__"
+SINK = "__graphfeat_sink__"
+
+
+_GRAPH = onnx.AttributeProto.GRAPH
+_GRAPHS = onnx.AttributeProto.GRAPHS
+
+
+def subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
+    """The graphs held by ``node``'s attributes (``If`` branches, ``Loop`` bodies)."""
+    for attr in node.attribute:
+        if attr.type == _GRAPH:
+            yield attr.g
+        elif attr.type == _GRAPHS:
+            yield from attr.graphs
+
+
+def has_subgraph(node: onnx.NodeProto) -> bool:
+    """Whether ``node`` carries a subgraph attribute."""
+    return any(a.type == _GRAPH or a.type == _GRAPHS for a in node.attribute)
+
+
+def outer_references(graph: onnx.GraphProto) -> set[str]:
+    """Names a (sub)graph reads that it does not define itself."""
+    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    defined |= {s.values.name for s in graph.sparse_initializer}
+    used: set[str] = set()
+    for node in graph.node:
+        used.update(n for n in node.input if n)
+        for sub in subgraphs(node):
+            used |= outer_references(sub)
+        defined.update(node.output)
+    used.update(o.name for o in graph.output)
+    return used - defined
+
+
+def node_inputs(node: onnx.NodeProto) -> list[str]:
+    """Explicit inputs of ``node`` plus the outer-scope names its subgraphs read."""
+    names = [n for n in node.input if n]
+    if node.op_type in _CONTROL_FLOW or (node.domain and node.attribute and has_subgraph(node)):
+        for sub in subgraphs(node):
+            names.extend(sorted(outer_references(sub)))
+    return names
+
+
+#: domains whose operators onnx knows; nodes of other domains are not checked
+_STANDARD_DOMAINS = ("", "ai.onnx.ml")
+#: standard ops that carry subgraphs; nodes of other domains are checked one by one
+_CONTROL_FLOW = {"If", "Loop", "Scan", "SequenceMap"}
+
+
+class GraphIndex:
+    """Read-only lookups over ``model.graph``, built once.
+
+    ``producer`` maps a tensor to the index of the node that writes it;
+    ``consumers`` maps a tensor to the nodes that read it; ``constants`` holds
+    every tensor computable without graph inputs (initializers, ``Constant``
+    outputs and what is computed from them only); ``order``/``pos`` give a
+    topological order. The networkx view, dominators and inferred types are
+    computed on first use.
+    """
+
+    def __init__(self, model: onnx.ModelProto):
+        self.model = model
+        graph = model.graph
+        self.nodes: list[onnx.NodeProto] = list(graph.node)
+        self.initializers: dict[str, onnx.TensorProto] = {t.name: t for t in graph.initializer}
+        self.sparse_initializers = {s.values.name for s in graph.sparse_initializer}
+        self.inputs: list[str] = [
+            i.name for i in graph.input if i.name not in self.initializers and i.name not in self.sparse_initializers
+        ]
+        self.outputs: list[str] = [o.name for o in graph.output]
+        self.inputs_of: list[list[str]] = [node_inputs(n) for n in self.nodes]
+        self.producer: dict[str, int] = {}
+        self.consumers: dict[str, list[int]] = {}
+        for i, node in enumerate(self.nodes):
+            for out in node.output:
+                if out:
+                    if out in self.producer:
+                        raise self._invalid(f"tensor '{out}' is written by two nodes ({self._describe(self.producer[out])} and {self._describe(i)})")
+                    self.producer[out] = i
+            for name in self.inputs_of[i]:
+                self.consumers.setdefault(name, []).append(i)
+        self._check_defined()
+        self._check_ops()
+        self.order = self._topological_order()
+        self.pos = [0] * len(self.nodes)
+        for p, i in enumerate(self.order):
+            self.pos[i] = p
+        self.constants = self._constant_tensors()
+
+    # -- construction -------------------------------------------------------
+    def _describe(self, i: int) -> str:
+        node = self.nodes[i]
+        return f"{node.op_type} '{node.name}'" if node.name else f"{node.op_type} #{i}"
+
+    @staticmethod
+    def _invalid(problem: str) -> GraphfeatError:
+        return GraphfeatError(f"the model's graph is invalid: {problem}")
+
+    def _check_defined(self) -> None:
+        """Single assignment (no tensor both written and a graph input/initializer) and no dangling reads."""
+        sources = set(self.initializers) | self.sparse_initializers | {i.name for i in self.model.graph.input}
+        for name in sources & self.producer.keys():
+            raise self._invalid(f"tensor '{name}' is a graph input or initializer and also written by {self._describe(self.producer[name])}")
+        for name, readers in self.consumers.items():
+            if name not in self.producer and name not in sources:
+                raise self._invalid(f"{self._describe(readers[0])} reads '{name}', which no node, input or initializer defines")
+        for name in self.outputs:
+            if name not in self.producer and name not in sources:
+                raise self._invalid(f"graph output '{name}' is not computed by any node")
+
+    def _check_ops(self) -> None:
+        """Every op of the standard domains exists in the opset the model imports (custom domains pass)."""
+        versions = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in self.model.opset_import}
+        local = {(f.domain, f.name) for f in self.model.functions}
+        seen: set[tuple[str, str]] = set()
+        for i, node in enumerate(self.nodes):
+            key = (node.domain, node.op_type)
+            if key in seen:
+                continue
+            seen.add(key)
+            domain = "" if node.domain == "ai.onnx" else node.domain
+            if domain not in _STANDARD_DOMAINS or key in local:
+                continue
+            version = versions.get(domain)
+            if version is None:
+                raise self._invalid(f"{self._describe(i)} is in domain '{domain or 'ai.onnx'}', for which the model imports no opset")
+            if not onnx.defs.has(node.op_type, version, domain):
+                raise self._invalid(f"{self._describe(i)}: '{node.op_type}' is not an operator of opset {version} of '{domain or 'ai.onnx'}'")
+
+    def _topological_order(self) -> list[int]:
+        producer = self.producer
+        if all(producer.get(name, -1) < i for i, names in enumerate(self.inputs_of) for name in names):
+            return list(range(len(self.nodes)))
+        g = nx.DiGraph()
+        g.add_nodes_from(range(len(self.nodes)))
+        g.add_edges_from(
+            (producer[name], i) for i, names in enumerate(self.inputs_of) for name in names if name in producer
+        )
+        try:
+            return list(nx.lexicographical_topological_sort(g))
+        except nx.NetworkXUnfeasible:
+            cycle = [self._describe(u) for u, _ in nx.find_cycle(g)]
+            raise self._invalid(f"it has a cycle: {' -> '.join(cycle[:8])}{' -> ...' if len(cycle) > 8 else ''}") from None
+
+    def _constant_tensors(self) -> set[str]:
+        const = set(self.initializers) | self.sparse_initializers
+        for i in self.order:
+            if all(name in const for name in self.inputs_of[i]):
+                const.update(o for o in self.nodes[i].output if o)
+        return const
+
+    # -- queries ------------------------------------------------------------
+    @cached_property
+    def tensor_names(self) -> frozenset[str]:
+        """Every value name in the top-level graph."""
+        return frozenset(self.producer) | frozenset(self.inputs) | frozenset(self.initializers) | self.sparse_initializers
+
+    def is_data_node(self, i: int) -> bool:
+        """True for nodes that depend on a graph input (not constant-foldable)."""
+        return any(name not in self.constants for name in self.inputs_of[i])
+
+    def data_inputs(self, i: int) -> list[str]:
+        """Inputs of node ``i`` that are not constants."""
+        return [n for n in self.inputs_of[i] if n not in self.constants]
+
+    def successors(self, i: int) -> Iterable[int]:
+        """Nodes reading any output of node ``i``."""
+        for out in self.nodes[i].output:
+            yield from self.consumers.get(out, ())
+
+    def predecessors(self, i: int) -> Iterable[int]:
+        """Nodes writing a non-constant input of node ``i``."""
+        for name in self.data_inputs(i):
+            p = self.producer.get(name)
+            if p is not None:
+                yield p
+
+    @cached_property
+    def nx_graph(self) -> nx.DiGraph:
+        """The data-flow graph: node indices, plus ``SOURCE`` (graph inputs) and ``SINK`` (outputs)."""
+        g = nx.DiGraph()
+        g.add_node(SOURCE)
+        g.add_node(SINK)
+        for i in self.order:
+            if not self.is_data_node(i):
+                continue
+            g.add_node(i)
+            for name in self.data_inputs(i):
+                p = self.producer.get(name)
+                g.add_edge(SOURCE if p is None else p, i)
+        for name in self.outputs:
+            p = self.producer.get(name)
+            g.add_edge(SOURCE if p is None else p, SINK)
+        return g
+
+    @cached_property
+    def bottlenecks(self) -> set[int]:
+        """Nodes on every path from the graph inputs to the outputs (dominators of the sink)."""
+        idom = nx.immediate_dominators(self.nx_graph, SOURCE)
+        chain: set[int] = set()
+        cur = idom.get(SINK)
+        while cur is not None and cur != SOURCE:
+            chain.add(cur)
+            nxt = idom[cur]
+            cur = None if nxt == cur else nxt
+        return chain
+
+    @cached_property
+    def types(self) -> dict[str, onnx.TypeProto]:
+        """Types of every tensor as ``onnx.shape_inference`` sees them (inferred on first use)."""
+        from .check import infer_types  # local: check depends on io, not on graph
+
+        return infer_types(self.model)

@@ -1,0 +1,147 @@
+"""The module tree a strategy recovers from a graph, and what it lists as layers.
+
+Both structural strategies (scopes, parameters) map dotted module paths
+(``layer1``, ``layer1.0.conv1``, ``features.3``) to the nodes that belong to
+them. This base class holds that tree, answers ``resolve(name)`` through
+``_output`` (implemented by each strategy), and proposes the feature layers
+a file without metadata offers: the top-level modules, with a numbered
+container (``features``) replaced by its children when its first and last
+child produce different spatial sizes (a flattened backbone; the blocks of a
+ResNet stage share one size, so the stage stays whole).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import GraphfeatError
+from .graph import GraphIndex
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A layer name resolved to a tensor, and how (``metadata``, ``scope``, ``parameters``, ``tensor``)."""
+
+    name: str
+    tensor: str
+    resolved_by: str
+    level: dict[str, Any] | None = field(default=None, compare=False)
+
+
+def full_paths(parts: Iterable[str]) -> list[str]:
+    """Cumulative module paths from scope components (``layer1``, ``0`` -> ``layer1``, ``layer1.0``).
+
+    Components may already be full paths (``layer1``, ``layer1.0``) or be
+    relative to their parent (``layer1``, ``0``); both give the same result.
+    """
+    out: list[str] = []
+    prefix = ""
+    for part in parts:
+        part = part.strip()
+        if not part:
+            continue
+        full = part if not prefix or part.startswith(prefix + ".") else f"{prefix}.{part}"
+        if full != prefix:
+            out.append(full)
+            prefix = full
+    return out
+
+
+class ModuleStrategy:
+    """Base for strategies that know which nodes belong to which module."""
+
+    resolved_by = ""
+
+    def __init__(self, index: GraphIndex):
+        self.index = index
+        self.members: dict[str, list[int]] = {}
+        self.children: dict[str, set[str]] = {}
+        self._cache: dict[str, Resolution | GraphfeatError | None] = {}
+
+    def _add(self, node: int, paths: list[str]) -> None:
+        parent = ""
+        for path in paths:
+            self.members.setdefault(path, []).append(node)
+            self.children.setdefault(parent, set()).add(path)
+            parent = path
+
+    @property
+    def available(self) -> bool:
+        """Whether this strategy found any module in the graph."""
+        return bool(self.members)
+
+    def known_names(self) -> list[str]:
+        """Every module path the strategy knows (for suggestions)."""
+        return list(self.members)
+
+    def resolve(self, name: str) -> Resolution | None:
+        """The tensor module ``name`` returns; None if unknown; GraphfeatError if ambiguous."""
+        if name not in self._cache:
+            try:
+                tensor = self._output(name)
+                self._cache[name] = None if tensor is None else Resolution(name, tensor, self.resolved_by)
+            except GraphfeatError as exc:
+                self._cache[name] = exc
+        hit = self._cache[name]
+        if isinstance(hit, GraphfeatError):
+            raise hit
+        return hit
+
+    def _output(self, name: str) -> str | None:
+        raise NotImplementedError
+
+    def first_pos(self, name: str) -> int:
+        """Topological position of the module's first node."""
+        pos = self.index.pos
+        return min((pos[i] for i in self.members.get(name, ())), default=len(pos))
+
+    def layer_names(self) -> list[str]:
+        """Candidate feature layers, shallow to deep (see the module docstring)."""
+        names: list[str] = []
+
+        def visit(module: str, depth: int) -> None:
+            kids = sorted(self.children.get(module, ()), key=self.first_pos)
+            if depth < 4 and len(kids) > 1 and all(k.rsplit(".", 1)[-1].isdigit() for k in kids):
+                first, last = self._spatial(kids[0]), self._spatial(kids[-1])
+                if first is not None and last is not None and first != last:
+                    for k in kids:
+                        visit(k, depth + 1)
+                    return
+            names.append(module)
+
+        for top in sorted(self.children.get("", ()), key=self.first_pos):
+            visit(top, 1)
+        return names
+
+    def _spatial(self, name: str) -> tuple[int, int] | None:
+        try:
+            res = self.resolve(name)
+        except GraphfeatError:
+            return None
+        if res is None:
+            return None
+        shape = tensor_shape(self.index, res.tensor)
+        if shape is None or len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
+            return None
+        return shape[2], shape[3]
+
+
+def shape_of(tp) -> list[int | str | None] | None:
+    """A TypeProto's shape: ints, ``dim_param`` names, None for unknown dims; None if no shape."""
+    if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
+        return None
+    dims: list[int | str | None] = []
+    for d in tp.tensor_type.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return dims
+
+
+def tensor_shape(index: GraphIndex, tensor: str) -> list[int | str | None] | None:
+    """The inferred shape of ``tensor`` (see :func:`shape_of`)."""
+    return shape_of(index.types.get(tensor))

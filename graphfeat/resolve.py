@@ -1,0 +1,159 @@
+"""Names to tensors: interchangeable strategies tried in order.
+
+Each strategy has the same interface: ``available``, ``resolve(name)`` (a
+:class:`Resolution`, ``None`` if it does not know the name, or a
+GraphfeatError if it knows the name but cannot pick one tensor — then no
+weaker strategy is asked, so nothing is guessed), ``layer_names()`` and
+``known_names()``. Order: graphfeat metadata, module scopes, parameters.
+"""
+from __future__ import annotations
+
+import difflib
+from functools import cached_property
+
+from .errors import GraphfeatError
+from .graph import GraphIndex
+from .metadata import read_feature_record
+from .modules import Resolution, tensor_shape
+from .params import ParameterStrategy
+from .scope import ScopeStrategy
+
+__all__ = ["MetadataStrategy", "Resolution", "Resolver"]
+
+#: ops whose output starts a classifier head rather than ending a feature level
+HEAD_OPS = {"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "ReduceMean", "ReduceMax", "Flatten"}
+
+
+class MetadataStrategy:
+    """Strategy (a): the levels recorded by ``graphfeat export`` or a previous cut."""
+
+    resolved_by = "metadata"
+
+    def __init__(self, index: GraphIndex):
+        self.index = index
+        record, self.complete = read_feature_record(index.model)
+        self.record = record
+        self.levels: list[dict] = list(record["levels"]) if record else []
+        self.by_name = {lv["name"]: lv for lv in self.levels}
+
+    @property
+    def available(self) -> bool:
+        return bool(self.levels)
+
+    def known_names(self) -> list[str]:
+        return list(self.by_name)
+
+    def layer_names(self) -> list[str]:
+        return [lv["name"] for lv in self.levels]
+
+    def resolve(self, name: str) -> Resolution | None:
+        level = self.by_name.get(name)
+        if level is None:
+            return None
+        if level["tensor"] not in self.index.tensor_names:
+            raise GraphfeatError(
+                f"the graphfeat metadata maps layer '{name}' to tensor '{level['tensor']}', "
+                "which is not in the graph; the metadata is stale — re-export or re-cut the model"
+            )
+        return Resolution(name, level["tensor"], self.resolved_by, level)
+
+
+class Resolver:
+    """Try the strategies in order; list layers; explain unknown names."""
+
+    def __init__(self, index: GraphIndex):
+        self.index = index
+        self.metadata = MetadataStrategy(index)
+        self._levels: list[Resolution] | None = None
+
+    @cached_property
+    def structural(self) -> list:
+        """The structural strategies that apply to this graph (built on first use)."""
+        return [s for s in (ScopeStrategy(self.index), ParameterStrategy(self.index)) if s.available]
+
+    def _strategies(self):
+        if self.metadata.available:
+            yield self.metadata
+        yield from self.structural
+
+    def resolve(self, name: str) -> Resolution:
+        """Resolve a layer name; GraphfeatError if unknown, ambiguous or not a feature."""
+        if not isinstance(name, str) or not name:
+            raise GraphfeatError(f"layer names must be non-empty strings, got {name!r}")
+        for strategy in self._strategies():
+            res = strategy.resolve(name)
+            if res is not None:
+                self.check_feature(name, res.tensor)
+                return res
+        raise self.unknown(name)
+
+    def resolve_tensor(self, tensor: str) -> Resolution:
+        """A tensor named directly (``--tensors``); the metadata level if one records it."""
+        if tensor not in self.index.tensor_names:
+            close = difflib.get_close_matches(tensor, sorted(self.index.tensor_names), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise GraphfeatError(f"tensor '{tensor}' is not in the graph{hint}")
+        self.check_feature(tensor, tensor)
+        level = next((lv for lv in self.metadata.levels if lv["tensor"] == tensor), None)
+        return Resolution(tensor, tensor, "tensor", level)
+
+    def check_feature(self, name: str, tensor: str) -> None:
+        """Refuse graph inputs and constants as features."""
+        if tensor in self.index.inputs:
+            raise GraphfeatError(f"'{name}' resolves to the graph input '{tensor}'; a model input is not a feature layer")
+        if tensor in self.index.constants:
+            raise GraphfeatError(f"'{name}' resolves to '{tensor}', a constant; it is not a feature layer")
+
+    def levels(self) -> list[Resolution]:
+        """The feature layers, shallow to deep: metadata levels, else what the structure resolves.
+
+        Structurally, each candidate of the first structural strategy that
+        resolves unambiguously to a non-vector tensor is listed once, in
+        topological order of the tensors.
+        """
+        if self._levels is not None:
+            return self._levels
+        if self.metadata.available:
+            self._levels = [self.resolve(n) for n in self.metadata.layer_names()]
+            return self._levels
+        found: list[Resolution] = []
+        for strategy in self.structural:
+            seen: set[str] = set()
+            for name in strategy.layer_names():
+                try:
+                    res = strategy.resolve(name)
+                    if res is None:
+                        continue
+                    self.check_feature(name, res.tensor)
+                except GraphfeatError:
+                    continue
+                shape = tensor_shape(self.index, res.tensor)
+                producer = self.index.nodes[self.index.producer[res.tensor]]
+                if res.tensor in seen or (shape is not None and len(shape) < 3) or producer.op_type in HEAD_OPS:
+                    continue
+                seen.add(res.tensor)
+                found.append(res)
+            if found:
+                break
+        producer = self.index.producer
+        found.sort(key=lambda r: self.index.pos[producer[r.tensor]])
+        self._levels = found
+        return found
+
+    def listed_levels(self) -> list[Resolution] | None:
+        """The levels if :meth:`levels` has already computed them, else None."""
+        return self._levels
+
+    def unknown(self, name: str) -> GraphfeatError:
+        """The error for a name no strategy knows: the available layers and the closest names."""
+        try:
+            available = [r.name for r in self.levels()]
+        except GraphfeatError:
+            available = []
+        known = set(available)
+        for strategy in self._strategies():
+            known.update(strategy.known_names())
+        close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
+        listing = ", ".join(available) if available else "none resolvable (see `graphfeat info`)"
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return GraphfeatError(f"unknown layer '{name}'. Available layers: {listing}.{hint}")

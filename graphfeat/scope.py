@@ -1,0 +1,73 @@
+"""Strategy (b): module scopes recorded by PyTorch exporters.
+
+* TorchScript exporter: node names such as ``/layer1/layer1.0/conv1/Conv``;
+  the components between the first and last ``/`` are the module scopes.
+* Dynamo exporter: bare node names, but ``metadata_props`` with
+  ``pkg.torch.onnx.name_scopes`` (``['', 'layer1', 'layer1.0', ..., 'conv2d']``)
+  or ``namespace`` (``: Net/layer1: Sequential/.../conv2d: aten.conv...``);
+  the first entry is the root and the last the node itself.
+
+A module's nodes are those whose scope path contains it; its output is the
+single tensor they write that is read outside (see :mod:`graphfeat.region`).
+Limit: a module called twice (TorchScript names the second call ``relu_1``)
+is two scopes; ``relu`` names the first call only.
+"""
+from __future__ import annotations
+
+import ast
+
+import onnx
+
+from .errors import GraphfeatError
+from .graph import GraphIndex
+from .modules import ModuleStrategy, full_paths
+from .region import ambiguous, canonical, exits, hull
+
+NAME_SCOPES = "pkg.torch.onnx.name_scopes"
+NAMESPACE = "namespace"
+
+
+def node_scopes(node: onnx.NodeProto) -> list[str]:
+    """Full module paths enclosing ``node`` (outermost first); empty if it carries no scope."""
+    if node.metadata_props:
+        props = {p.key: p.value for p in node.metadata_props}
+        if NAME_SCOPES in props:
+            try:
+                parts = ast.literal_eval(props[NAME_SCOPES])
+            except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+                parts = None
+            if isinstance(parts, (list, tuple)) and all(isinstance(p, str) for p in parts):
+                return full_paths(parts[1:-1])
+        if NAMESPACE in props:
+            entries = props[NAMESPACE].split("/")
+            return full_paths(e.split(":", 1)[0] for e in entries[1:-1])
+    name = node.name
+    if name.startswith("/") and name.count("/") >= 2:
+        return full_paths(name.split("/")[1:-1])
+    return []
+
+
+class ScopeStrategy(ModuleStrategy):
+    """Resolve a module by the scopes its nodes carry."""
+
+    resolved_by = "scope"
+
+    def __init__(self, index: GraphIndex):
+        super().__init__(index)
+        for i, node in enumerate(index.nodes):
+            paths = node_scopes(node)
+            if paths:
+                self._add(i, paths)
+
+    def _output(self, name: str) -> str | None:
+        if name not in self.members:
+            return None
+        region = hull(self.index, self.members[name])
+        if not region:
+            raise GraphfeatError(f"module '{name}' computes only constants; it has no feature output")
+        outs = exits(self.index, region)
+        if len(outs) != 1:
+            if not outs:
+                raise GraphfeatError(f"module '{name}' has no output that the rest of the graph reads")
+            raise ambiguous(name, self.index, outs, f"its nodes write {len(outs)} tensors that are read elsewhere")
+        return canonical(self.index, outs[0])

@@ -1,0 +1,41 @@
+"""Helpers for the tests that need MindSpore (import only after importorskip)."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from mindspore import Tensor
+
+import exporters
+
+# the smallest model of each family runs the slower checks
+PREFERRED = ["resnet18", "resnest50", "repvgg_a0", "mobilenet_v3_small_100", "convnext_tiny",
+             "efficientnet_b0", "rexnet_10", "hrnet_w18", "vgg11", "mobilenet_v2_100"]
+
+
+def representatives() -> list[str]:
+    """One model per registered family."""
+    reps = []
+    for family in exporters.list_families():
+        names = exporters.list_models(family=family)
+        reps.append(next((n for n in PREFERRED if n in names), names[0]))
+    return reps
+
+
+@lru_cache(maxsize=None)
+def features(name: str, seed: int = 0, out_indices: tuple | None = None):
+    """A cached features-only model."""
+    return exporters.create_model(name, seed=seed, features_only=True, out_indices=out_indices)
+
+
+@lru_cache(maxsize=None)
+def classifier(name: str, seed: int = 0):
+    """A cached full classifier."""
+    return exporters.create_model(name, seed=seed)
+
+
+def levels(model, x: np.ndarray) -> list[np.ndarray]:
+    """Run a feature model; it must return a tuple."""
+    out = model(Tensor(x))
+    assert isinstance(out, tuple), "the feature model must return a tuple (lists do not export)"
+    return [o.asnumpy() for o in out]

@@ -1,0 +1,83 @@
+"""Every registered backbone: feature shapes, non-degenerate levels, subsets, checkpoints."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mindspore")
+
+import mindspore as ms  # noqa: E402
+
+import exporters  # noqa: E402
+
+from conftest import rand_images  # noqa: E402
+from ms_helpers import features, levels, representatives  # noqa: E402
+
+
+def check_pyramid(name: str, batch: int, h: int, w: int) -> None:
+    model = features(name)
+    info = model.feature_info
+    outs = levels(model, rand_images(batch, h, w, seed=1))
+    assert len(outs) == len(info) == len(model.feature_info.info)
+    for i, out in enumerate(outs):
+        r = info.reduction(i)
+        want = (batch, info.channels(i), math.ceil(h / r), math.ceil(w / r))
+        assert out.shape == want, f"{name} level {i} ({info.module_name(i)}): {out.shape} != {want}"
+        assert out.dtype == np.float32
+        std = float(out.std())
+        assert 1e-2 < std < 1e2, f"{name} level {i} ({info.module_name(i)}): std {std:.3g} is degenerate"
+
+
+@pytest.mark.parametrize("name", exporters.list_models())
+def test_every_model_every_level_small_input(name):
+    check_pyramid(name, batch=2, h=64, w=64)
+
+
+@pytest.mark.parametrize("name", representatives())
+@pytest.mark.parametrize("batch, h, w", [(1, 224, 224), (2, 192, 256)])
+def test_representative_square_and_non_square(name, batch, h, w):
+    check_pyramid(name, batch, h, w)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", representatives())
+@pytest.mark.parametrize("batch, h, w", [(2, 224, 224), (1, 192, 256)])
+def test_representative_other_batch(name, batch, h, w):
+    check_pyramid(name, batch, h, w)
+
+
+@pytest.mark.parametrize("name", representatives())
+def test_out_indices_subset_equals_full_set(name):
+    n = len(features(name).feature_info)
+    subset = (0, n // 2, n - 1) if n > 2 else (n - 1,)
+    x = rand_images(1, 64, 64, seed=2)
+    full = levels(features(name), x)
+    part = levels(features(name, out_indices=subset), x)
+    assert features(name, out_indices=subset).feature_info.module_name() == \
+        [features(name).feature_info.module_name(i) for i in subset]
+    assert len(part) == len(subset)
+    for got, i in zip(part, subset):
+        np.testing.assert_allclose(got, full[i], rtol=1e-5, atol=1e-5 * float(np.abs(full[i]).max()))
+
+
+@pytest.mark.parametrize("name", representatives())
+def test_classifier_checkpoint_loads_into_features_only(name, tmp_path):
+    classifier = exporters.create_model(name, seed=0)
+    path = tmp_path / f"{name}.ckpt"
+    ms.save_checkpoint(classifier, str(path))
+    flatten = bool(getattr(classifier, "flatten_sequential", False))
+    x = rand_images(1, 64, 64, seed=3)
+    expected = levels(features(name), x)  # seed 0: the classifier's intermediate tensors
+    loaded = exporters.create_model(name, seed=1, features_only=True, checkpoint_path=str(path),
+                                    auto_mapping=flatten)
+    assert any("classifier" in n or "head" in n or "fc" in n for n in loaded.load_report.unused), \
+        f"the head should be reported unused: {loaded.load_report.unused[:5]}"
+    if flatten:
+        assert loaded.load_report.mapped, "scenario 2 must map a.b.* onto a_b.*"
+    got = levels(loaded, x)
+    other = levels(features(name, seed=1), x)
+    assert not np.allclose(other[-1], expected[-1]), "seed 1 must differ from seed 0, or this proves nothing"
+    for i, (g, e) in enumerate(zip(got, expected)):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5 * float(np.abs(e).max()), err_msg=f"level {i}")

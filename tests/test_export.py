@@ -1,0 +1,135 @@
+"""Export every family to ONNX; the recorded feature tensors must equal MindSpore's levels."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import onnx
+import pytest
+
+pytest.importorskip("mindspore")
+
+from mindspore import Tensor  # noqa: E402
+
+from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME, export_model  # noqa: E402
+from graphfeat.errors import GraphfeatError  # noqa: E402
+from graphfeat.metadata import read_metadata, strip_metadata  # noqa: E402
+from graphfeat.proof import prove_levels, run_onnxruntime  # noqa: E402
+
+from conftest import assert_close_rel, rand_images  # noqa: E402
+from ms_helpers import classifier, features, levels, representatives  # noqa: E402
+
+SIZE = (64, 64)
+
+
+@pytest.mark.parametrize("name", representatives())
+def test_export_matches_mindspore_at_batch_1_and_3(name, exported):
+    path, _, report = exported(name)
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    record = read_metadata(model)
+    assert record["model"] == name and record["input_size"] == list(SIZE)
+    assert [lv["name"] for lv in record["levels"]] == features(name).feature_info.module_name()
+    assert record["levels"] == report.levels
+    assert model.graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert model.producer_name == "graphfeat" and "MindSpore" in model.producer_version
+    tensors = [lv["tensor"] for lv in record["levels"]]
+    for batch in (1, 3):
+        x = rand_images(batch, *SIZE, seed=batch)
+        got = run_onnxruntime(model, {INPUT_NAME: x}, [OUTPUT_NAME, *tensors])
+        assert_close_rel(got[OUTPUT_NAME], classifier(name)(Tensor(x)).asnumpy(), what=f"{name} logits b{batch}")
+        for lv, ref in zip(record["levels"], levels(features(name), x)):
+            assert_close_rel(got[lv["tensor"]], ref, what=f"{name} {lv['name']} b{batch}")
+
+
+def test_reference_npz_holds_probe_and_levels(exported):
+    _, ref, report = exported("resnet18")
+    data = np.load(ref)
+    assert data["input"].shape == (1, 3, *SIZE)
+    for lv in report.levels:
+        assert data[f"level/{lv['name']}"].shape[1] == lv["chs"]
+    expected = levels(features("resnet18"), data["input"])
+    np.testing.assert_allclose(data["level/layer4"], expected[-1], rtol=1e-5, atol=1e-5)
+
+
+def test_corrupted_mapping_fails_the_proof(exported):
+    path, ref, report = exported("resnet18")
+    model, data = onnx.load(path), np.load(ref)
+    names = [lv["name"] for lv in report.levels]
+    expected = [data[f"level/{n}"] for n in names]
+    tensors = [lv["tensor"] for lv in report.levels]
+    prove_levels(model, {INPUT_NAME: data["input"]}, tensors, expected, names)  # the true mapping holds
+    shifted = tensors[:]
+    producer = next(n for n in model.graph.node if tensors[2] in n.output)
+    shifted[2] = producer.input[0]  # layer2's residual sum before its last ReLU: same shape, other values
+    with pytest.raises(GraphfeatError, match="'layer2'"):
+        prove_levels(model, {INPUT_NAME: data["input"]}, shifted, expected, names)
+
+
+def test_metadata_round_trips(exported, tmp_path):
+    path, _, report = exported("resnet18")
+    model = onnx.load(path)
+    record = read_metadata(model)
+    onnx.save(model, tmp_path / "copy.onnx")
+    assert read_metadata(onnx.load(tmp_path / "copy.onnx")) == record
+    strip_metadata(model)
+    assert read_metadata(model) is None
+
+
+def test_features_only_export(tmp_path):
+    path = tmp_path / "r18_feat.onnx"
+    report = export_model("resnet18", path, input_size=SIZE, features_only=True, out_indices=[1, -1])
+    model = onnx.load(path)
+    assert [o.name for o in model.graph.output] == ["layer1", "layer4"]
+    record = read_metadata(model)
+    assert [(lv["name"], lv["source_index"], lv["tensor"]) for lv in record["levels"]] == \
+        [("layer1", 1, "layer1"), ("layer4", 4, "layer4")]
+    x = rand_images(2, *SIZE, seed=5)
+    got = run_onnxruntime(model, {INPUT_NAME: x})
+    ref = levels(features("resnet18"), x)
+    assert_close_rel(got["layer1"], ref[1], what="layer1")
+    assert_close_rel(got["layer4"], ref[4], what="layer4")
+    assert report.output_max_rel is None
+
+
+def test_export_refuses_to_overwrite(exported):
+    path, _, _ = exported("resnet18")
+    before = path.read_bytes()
+    with pytest.raises(GraphfeatError, match="--force"):
+        export_model("resnet18", path, input_size=SIZE)
+    assert path.read_bytes() == before
+
+
+def test_cli_export_runs_in_a_worker(tmp_path):
+    out = tmp_path / "cli.onnx"
+    proc = subprocess.run([sys.executable, "-m", "graphfeat", "export", "resnet18", "-o", str(out),
+                           "--input-size", "64", "64", "--static-batch"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {out}" in proc.stdout and "WARNING" not in proc.stdout + proc.stderr
+    model = onnx.load(out)
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    bad = subprocess.run([sys.executable, "-m", "graphfeat", "export", "resnet81"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown model 'resnet81'" in bad.stderr and "Traceback" not in bad.stderr
+    assert not list(tmp_path.glob(".*tmp")), "no partial file may remain"
+
+
+BLOCK_MINDSPORE = textwrap.dedent("""
+    import sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name == "mindspore" or name.startswith("mindspore."):
+                raise ModuleNotFoundError("No module named 'mindspore'")
+    sys.meta_path.insert(0, Block())
+    from graphfeat.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_export_without_mindspore_says_how_to_install(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", BLOCK_MINDSPORE, "export", "resnet18", "-o", str(tmp_path / "x.onnx")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "graphfeat[mindspore]" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.onnx").exists()

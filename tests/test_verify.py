@@ -1,0 +1,161 @@
+"""Prove the pyramid: export, cut to strides 4/8/16/32, and compare every level on each runtime."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mindspore")
+
+import mindspore as ms  # noqa: E402
+
+import graphfeat  # noqa: E402
+from graphfeat import FeaturePyramid  # noqa: E402
+from graphfeat.errors import GraphfeatError  # noqa: E402
+from graphfeat.proof import compare_level  # noqa: E402
+from graphfeat.verify import verify  # noqa: E402
+
+from conftest import rand_images  # noqa: E402
+from ms_helpers import classifier, features, levels, representatives  # noqa: E402
+from test_export import BLOCK_MINDSPORE  # noqa: E402
+
+
+def cut_pyramid(exported, name, size=(64, 64)):
+    """The exported model cut to the deepest level at each stride 4/8/16/32; returns (path, ref, names)."""
+    path, ref, _ = exported(name, size)
+    info = graphfeat.feature_info(path)
+    names = [info.module_name(i) for i in info.pyramid_indices()]
+    out = path.with_name(path.stem + ".pyramid.onnx")
+    if not out.exists():
+        graphfeat.cut_file(path, out, layers=names)
+    return out, ref, names
+
+
+def assert_pyramid_matches_mindspore(name, cut_path, names, batch, size, runtime="onnxruntime", seed=7):
+    x = rand_images(batch, *size, seed=seed)
+    pyramid = FeaturePyramid(cut_path, runtime=runtime)
+    assert pyramid.feature_info.module_name() == names
+    got = pyramid(x)
+    assert list(got) == names
+    all_names = features(name).feature_info.module_name()
+    expected = dict(zip(all_names, levels(features(name), x)))
+    for n in names:
+        m = compare_level(n, got[n], expected[n])
+        assert m.ok, f"{name} {n} on {runtime} b{batch}: max rel {m.max_rel:.3g} {m.note}"
+    return got
+
+
+@pytest.mark.parametrize("name", representatives())
+def test_pyramid_on_onnxruntime_batch_1_and_3(name, exported):
+    cut_path, _, names = cut_pyramid(exported, name)
+    assert [features(name).feature_info.reduction(features(name).feature_info.module_name().index(n))
+            for n in names][-1] == 32
+    for batch in (1, 3):
+        assert_pyramid_matches_mindspore(name, cut_path, names, batch, (64, 64))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small_100"])
+def test_pyramid_non_square(name, exported):
+    cut_path, _, names = cut_pyramid(exported, name, (64, 96))
+    got = assert_pyramid_matches_mindspore(name, cut_path, names, 2, (64, 96))
+    assert got[names[-1]].shape[2:] == (2, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", representatives())
+def test_pyramid_non_square_all_families(name, exported):
+    cut_path, _, names = cut_pyramid(exported, name, (96, 128))
+    for batch in (1, 3):
+        assert_pyramid_matches_mindspore(name, cut_path, names, batch, (96, 128))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small_100"])
+def test_pyramid_on_onnx_reference_evaluator(name, exported):
+    cut_path, _, names = cut_pyramid(exported, name)
+    assert_pyramid_matches_mindspore(name, cut_path, names, 1, (64, 64), runtime="reference")
+
+
+@pytest.mark.parametrize("name", representatives())
+def test_pyramid_on_openvino(name, exported):
+    pytest.importorskip("openvino")
+    cut_path, _, names = cut_pyramid(exported, name)
+    assert_pyramid_matches_mindspore(name, cut_path, names, 1, (64, 64), runtime="openvino")
+
+
+def test_verify_cli_json_against_reference(exported):
+    cut_path, ref, names = cut_pyramid(exported, "resnet18")
+    proc = subprocess.run([sys.executable, "-m", "graphfeat", "verify", str(cut_path), "--reference", str(ref),
+                           "--batch", "2", "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert [lv["name"] for lv in report["levels"]] == names
+    assert set(report["levels"][0]) == {"name", "shape", "max_abs", "max_rel", "cosine", "ok", "note"}
+    assert all(lv["ok"] and lv["max_rel"] <= 1e-4 and lv["cosine"] > 0.9999 for lv in report["levels"])
+
+
+def test_verify_fails_with_exit_1_on_a_wrong_reference(exported, tmp_path):
+    cut_path, ref, names = cut_pyramid(exported, "resnet18")
+    data = dict(np.load(ref))
+    data[f"level/{names[1]}"] = data[f"level/{names[1]}"] * 1.01
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **data)
+    proc = subprocess.run([sys.executable, "-m", "graphfeat", "verify", str(cut_path), "--reference", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL" in proc.stdout and names[1] in proc.stdout
+
+
+def test_verify_refuses_a_degenerate_reference(exported, tmp_path):
+    cut_path, ref, names = cut_pyramid(exported, "resnet18")
+    data = dict(np.load(ref))
+    data[f"level/{names[0]}"] = np.zeros_like(data[f"level/{names[0]}"])
+    zero = tmp_path / "zero.npz"
+    np.savez(zero, **data)
+    report = verify(cut_path, reference=zero)
+    assert not report.ok and "degenerate" in report.levels[0].note
+
+
+def test_verify_with_reference_needs_no_mindspore(exported):
+    cut_path, ref, _ = cut_pyramid(exported, "resnet18")
+    proc = subprocess.run([sys.executable, "-c", BLOCK_MINDSPORE + "\n", "verify", str(cut_path), "--reference",
+                           str(ref)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "all levels pass" in proc.stdout
+    needs = subprocess.run([sys.executable, "-c", BLOCK_MINDSPORE, "verify", str(cut_path), "--model", "resnet18"],
+                           capture_output=True, text=True)
+    assert needs.returncode == 2 and "graphfeat[mindspore]" in needs.stderr
+
+
+def test_verify_model_from_checkpoint(tmp_path):
+    """Weights from a saved .ckpt, exported and verified against MindSpore in a worker process."""
+    ckpt = tmp_path / "r18.ckpt"
+    ms.save_checkpoint(classifier("resnet18", seed=5), str(ckpt))
+    onnx_path = tmp_path / "r18.onnx"
+    exp = subprocess.run([sys.executable, "-m", "graphfeat", "export", "resnet18", "-o", str(onnx_path),
+                          "--input-size", "64", "64", "--checkpoint", str(ckpt)], capture_output=True, text=True)
+    assert exp.returncode == 0, exp.stderr
+    cut = graphfeat.cut_file(onnx_path, tmp_path / "r18.pyr.onnx", layers=["layer2", "layer4"])
+    ok = subprocess.run([sys.executable, "-m", "graphfeat", "verify", str(cut), "--model", "resnet18",
+                         "--checkpoint", str(ckpt), "--batch", "2"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    # the same file against the seeded (not the checkpoint) weights must fail
+    wrong = subprocess.run([sys.executable, "-m", "graphfeat", "verify", str(cut), "--model", "resnet18",
+                            "--seed", "0"], capture_output=True, text=True)
+    assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+
+
+def test_feature_pyramid_rejects_bad_input(exported):
+    cut_path, _, _ = cut_pyramid(exported, "resnet18")
+    pyramid = FeaturePyramid(cut_path)
+    assert pyramid.feature_info.reduction() == [4, 8, 16, 32]
+    with pytest.raises(GraphfeatError, match="rank 4"):
+        pyramid(np.zeros((3, 64, 64), np.float32))
+    with pytest.raises(GraphfeatError, match="float32"):
+        pyramid(np.zeros((1, 3, 64, 64), np.float64))
+    with pytest.raises(GraphfeatError, match="channels = 3, got 4"):
+        pyramid(np.zeros((1, 4, 64, 64), np.float32))
+    with pytest.raises(GraphfeatError, match="height = 64, got 32"):
+        pyramid(np.zeros((1, 3, 32, 64), np.float32))
