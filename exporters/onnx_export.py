@@ -128,11 +128,12 @@ def _set_dynamic_batch(model: onnx.ModelProto) -> None:
 
 def _free_batch_in_reshapes(model: onnx.ModelProto) -> int:
     """Turn a constant Reshape target ``[1, ...]`` (the probe's batch, baked in by MindSpore's
-    exporter, e.g. by ``nn.Dense`` on 4-D input) into ``[-1, ...]``.
+    exporter, e.g. by ``nn.Dense`` on 4-D input) into ``[-1, ...]``, or into ``[0, ..., -1, ...]``
+    (copy the input's dim 0) when the target already holds a ``-1``.
 
-    At batch 1 the two are the same; at batch N, ``-1`` becomes N when the input
+    At batch 1 these are the same; at batch N, ``-1`` becomes N when the input
     scales with the batch, and stays 1 when it does not. The export proves the
-    result at batch 2. Returns how many Reshapes were changed.
+    result at batch 1 and 2. Returns how many Reshapes were changed.
     """
     from onnx import numpy_helper
 
@@ -151,15 +152,53 @@ def _free_batch_in_reshapes(model: onnx.ModelProto) -> int:
         if tensor is None:
             continue
         shape = numpy_helper.to_array(tensor).copy()
-        if shape.ndim != 1 or shape.size < 2 or shape[0] != 1 or (shape == -1).any() or (shape == 0).any():
+        if shape.ndim != 1 or shape.size < 2 or shape[0] != 1 or (shape == 0).any():
             continue
-        shape[0] = -1
+        # -1 may appear once: with one elsewhere already, copy the input's dim 0 instead (0)
+        shape[0] = 0 if (shape == -1).any() else -1
         fixed = f"{source}__batch_free"
         if fixed not in initializers:
             initializers[fixed] = numpy_helper.from_array(shape, fixed)
             model.graph.initializer.append(initializers[fixed])
         node.input[1] = fixed
         changed += 1
+    return changed
+
+
+def _free_batch_in_resizes(model: onnx.ModelProto) -> int:
+    """Give every Resize with a constant ``sizes`` of batch 1 the input's own batch instead.
+
+    ``ops.ResizeNearestNeighbor`` exports with ``sizes = [1, C, H, W]`` baked in;
+    at batch N the result would have batch 1 and broadcast silently. The new
+    ``sizes`` is ``Concat(Shape(x)[0:1], [C, H, W])``. Returns how many changed.
+    """
+    from onnx import helper, numpy_helper
+
+    constants = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
+    initializers = {t.name: t for t in model.graph.initializer}
+    new_nodes: list[onnx.NodeProto] = []
+    changed = 0
+    for node in model.graph.node:
+        if node.op_type == "Resize" and len(node.input) == 4 and node.input[3]:
+            source = node.input[3]
+            tensor = (constants[source].attribute[0].t if source in constants else initializers.get(source))
+            sizes = numpy_helper.to_array(tensor) if tensor is not None else None
+            if sizes is not None and sizes.ndim == 1 and sizes.size >= 2 and sizes[0] == 1:
+                stem = f"{node.output[0]}__sizes"
+                rest, start, end = f"{stem}_rest", f"{stem}_start", f"{stem}_end"
+                for name, value in ((rest, sizes[1:]), (start, np.array([0])), (end, np.array([1]))):
+                    model.graph.initializer.append(numpy_helper.from_array(value.astype(np.int64), name))
+                new_nodes += [
+                    helper.make_node("Shape", [node.input[0]], [f"{stem}_shape"], name=f"{stem}_Shape"),
+                    helper.make_node("Slice", [f"{stem}_shape", start, end], [f"{stem}_batch"], name=f"{stem}_Slice"),
+                    helper.make_node("Concat", [f"{stem}_batch", rest], [stem], name=f"{stem}_Concat", axis=0),
+                ]
+                node.input[3] = stem
+                changed += 1
+        new_nodes.append(node)
+    if changed:
+        del model.graph.node[:]
+        model.graph.node.extend(new_nodes)
     return changed
 
 
@@ -251,6 +290,8 @@ def export_model(
         _set_dynamic_batch(model)
         if n := _free_batch_in_reshapes(model):
             report.notes.append(f"freed the batch dimension of {n} constant Reshape target(s)")
+        if n := _free_batch_in_resizes(model):
+            report.notes.append(f"freed the batch dimension of {n} constant Resize size(s)")
     feeds = {INPUT_NAME: probe}
     tensors = match_levels(model, feeds, levels, names, rtol)
 

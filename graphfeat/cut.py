@@ -32,7 +32,14 @@ from .edit import set_outputs
 from .errors import GraphfeatError
 from .feature_info import normalize_out_indices
 from .graph import GraphIndex
-from .io import as_path, check_destination, check_sane, load_model, materialize_external_data, save_model
+from .io import (
+    as_path,
+    check_destination,
+    check_sane,
+    load_model,
+    materialize_external_data,
+    save_model,
+)
 from .metadata import METADATA_KEY, read_feature_record, write_feature_record
 from .modules import Resolution, shape_of
 from .prune import cleanup

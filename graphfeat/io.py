@@ -2,8 +2,12 @@
 
 * :func:`load_model` parses the protobuf only; external weights stay on disk
   (``load_external_data=False`` semantics), and every external-data location is
-  checked: relative, inside the model directory, no ``..``, no symlink on the
-  way, no hardlinked file, and the byte range exists.
+  checked: relative, inside the model directory, no ``..``, no backslash or
+  control character, no symlink on the way, a single-link regular file (not a
+  FIFO, device or directory), and the byte range exists. The ``external_data``
+  entries are parsed here, strictly (known keys once each, decimal numbers),
+  never by onnx's helpers; a checked file is reopened with ``openat`` and
+  ``O_NOFOLLOW`` on every component before a byte is read.
 * :func:`save_model` writes through a temp file in the destination directory
   and ``os.replace``; it never follows a symlink at the destination and never
   overwrites without ``force``. External tensors are referenced in place when

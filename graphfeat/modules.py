@@ -7,7 +7,9 @@ them. This base class holds that tree, answers ``resolve(name)`` through
 a file without metadata offers: the top-level modules, with a numbered
 container (``features``) replaced by its children when its first and last
 child produce different spatial sizes (a flattened backbone; the blocks of a
-ResNet stage share one size, so the stage stays whole).
+ResNet stage share one size, so the stage stays whole), together with the
+indices missing between its children (parameter-free cells such as a ReLU or
+a max-pool, which the strategy may still place).
 """
 from __future__ import annotations
 
@@ -107,6 +109,9 @@ class ModuleStrategy:
                 if first is not None and last is not None and first != last:
                     for k in kids:
                         visit(k, depth + 1)
+                    # indices are contiguous: the ones between known children exist, owning no nodes of their own
+                    known = {int(k.rsplit(".", 1)[-1]) for k in kids}
+                    names.extend(f"{module}.{j}" for j in range(min(known), max(known)) if j not in known)
                     return
             names.append(module)
 

@@ -18,6 +18,9 @@ and to every prefix (``a``).
   activation, ``pool`` -> any pooling), and it must be unique; a top-level
   one must also be a bottleneck (it dominates the graph outputs). Anything
   else is refused with the candidates.
+* A numbered child without parameters (``features.2`` = an activation,
+  ``features.20`` = a max-pool): by its index between its parameter-owning
+  siblings, see :meth:`ParameterStrategy._numbered`.
 
 Known limits: a composite module followed by a parameter-free *sibling*
 activation would absorb it; modules whose parameters are shared or renamed
@@ -30,7 +33,7 @@ import re
 from .errors import GraphfeatError
 from .graph import GraphIndex
 from .modules import ModuleStrategy
-from .region import ambiguous, canonical, exits, extend_tail, hull
+from .region import ambiguous, canonical, chain_units, entries, exits, extend_tail, hull
 
 _PARAM = re.compile(r"^[A-Za-z_][\w\-]*(\.[\w\-]+)+$")
 _ACTIVATIONS = {
@@ -70,6 +73,7 @@ class ParameterStrategy(ModuleStrategy):
         super().__init__(index)
         self.owners: dict[int, set[str]] = {}
         self._regions: dict[str, set[int]] = {}
+        self._covers: dict[str, tuple[list[int] | set[int], set[int]]] = {}
         tensor_owner: dict[str, set[str]] = {}
         for name in index.initializers:
             if _PARAM.match(name):
@@ -173,9 +177,18 @@ class ParameterStrategy(ModuleStrategy):
     def _numbered(self, name: str, parent: str, k: int) -> str | None:
         """Child ``k`` of a numbered container with no parameters: by position between its siblings.
 
-        The parameter-free ops between the nearest parameter-owning siblings
-        ``lo < k < hi`` must form a simple chain of exactly ``hi - lo - 1`` ops
-        (one per missing index); child ``k`` is the ``k - lo``-th of them.
+        A numbered container runs its children in index order and its indices
+        are contiguous, so the parameter-free ops between the nearest
+        parameter-owning siblings ``lo < k < hi`` are the children
+        ``lo+1 .. hi-1``. With one missing index they are all child ``k``
+        (its output is their single exit); with several, they must split
+        into exactly ``hi - lo - 1`` chained units (:func:`chain_units`: an
+        activation group or one op each), matched in order. After the last
+        parameter-owning sibling, the units of the parent's closing tail come
+        first; a child beyond them can only be a parameter-free local
+        resampling op (``MaxPool``) that alone reads the previous child's
+        output, the op :meth:`_refuse_resampling_tail` leaves undecided for
+        the parent — the child's index places it inside.
         """
         index = self.index
         sibs = {int(c.rsplit(".", 1)[-1]): c for c in self.children.get(parent, ()) if c.rsplit(".", 1)[-1].isdigit()}
@@ -183,25 +196,68 @@ class ParameterStrategy(ModuleStrategy):
             return None
         lo = max((j for j in sibs if j < k), default=-1)
         hi = min((j for j in sibs if j > k), default=None)
-        scope = self.full_region(parent) if parent else [i for i in index.order if index.is_data_node(i)]
-        covered: set[int] = set()
-        for sibling in self.children.get(parent, ()):
-            covered |= self.full_region(sibling)
+        scope, covered = self._children_cover(parent)
         start = max((index.pos[i] for i in self.full_region(sibs[lo])), default=-1) if lo >= 0 else -1
         end = min((index.pos[i] for i in self.full_region(sibs[hi])), default=len(index.pos)) if hi is not None else len(index.pos)
         gap = sorted(
             (i for i in scope if i not in covered and i not in self.owners and start < index.pos[i] < end),
             key=index.pos.__getitem__,
         )
+        if hi is not None and hi - lo == 2 and gap:
+            outs = exits(index, set(gap))
+            if len(outs) == 1:
+                return canonical(index, outs[0])
+        into = entries(index, set(gap))
+        units = chain_units(index, gap, next(iter(into))) if len(into) == 1 else ([] if not gap else None)
+        if hi is None and units is not None and k - lo > len(units):
+            units = self._resampling_children(units, sibs[lo] if lo >= 0 else None, k - lo)
+        if units is not None and (len(units) == hi - lo - 1 if hi is not None else len(units) >= k - lo):
+            return canonical(index, units[k - lo - 1][1])
         if not gap:
             return None
         tensors = [index.nodes[i].output[0] for i in gap]
-        chain = all(tensors[m] in index.data_inputs(gap[m + 1]) for m in range(len(gap) - 1))
-        expected = (hi - lo - 1) if hi is not None else (1 if k == lo + 1 else None)
-        if chain and expected is not None and len(gap) == expected:
-            return canonical(index, tensors[k - lo - 1])
-        raise ambiguous(
-            name, index, tensors,
-            f"it owns no parameters and the {len(gap)} parameter-free ops between its numbered siblings "
-            "cannot be matched one-to-one with the missing indices",
-        )  # fmt: skip
+        if hi is None and units is not None:
+            why = (f"it owns no parameters and only {len(units)} parameter-free children can be placed after "
+                   f"'{sibs[lo]}'; what follows may belong to the parent")
+        else:
+            why = (f"it owns no parameters and the {len(gap)} parameter-free ops between its numbered siblings "
+                   "cannot be matched one-to-one with the missing indices")
+        raise ambiguous(name, index, tensors, why)
+
+    def _children_cover(self, parent: str) -> tuple[list[int] | set[int], set[int]]:
+        """The parent's nodes and those of its parameter-owning children (once per parent)."""
+        if parent not in self._covers:
+            index = self.index
+            scope = self.full_region(parent) if parent else [i for i in index.order if index.is_data_node(i)]
+            covered: set[int] = set()
+            for sibling in self.children.get(parent, ()):
+                covered |= self.full_region(sibling)
+            self._covers[parent] = (scope, covered)
+        return self._covers[parent]
+
+    def _resampling_children(
+        self, units: list[tuple[set[int], str]], last: str | None, wanted: int
+    ) -> list[tuple[set[int], str]]:
+        """``units`` continued by lone parameter-free local resampling ops, up to ``wanted`` units."""
+        index = self.index
+        if units:
+            tensor = units[-1][1]
+        else:
+            if last is None:
+                return units
+            _, outs = self._region(last)
+            if len(outs) != 1:
+                return units
+            tensor = outs[0]
+        units = list(units)
+        while len(units) < wanted:
+            readers = index.consumers.get(tensor, ())
+            if len(readers) != 1 or tensor in index.outputs:
+                break
+            (r,) = readers
+            node = index.nodes[r]
+            if r in self.owners or node.op_type not in _RESAMPLE or index.data_inputs(r) != [tensor] or not node.output[0]:
+                break
+            tensor = node.output[0]
+            units.append(({r}, tensor))
+        return units

@@ -26,6 +26,12 @@ ELEMENTWISE = {
 }  # fmt: skip
 #: ops that merge parallel paths of one block (residual add, branch concat)
 MERGE_OPS = {"Add", "Sum", "Mul", "Concat", "Max", "Min"}
+#: parameter-free ops a block's result may pass before its closing merge: layout changes (a
+#: channels-last block's ``Transpose`` back) and slices (a partial residual)
+PASS_OPS = {"Transpose", "Slice", "Split"} | COPY_OPS | RESHAPE_OPS
+_MAX_PASS = 8
+#: arithmetic that, with a constant operand, only scales or shifts (never a module's whole output)
+_CONST_ARITH = {"Add", "Sub", "Mul", "Div", "Pow"}
 #: ops whose outputs are shapes, never features
 SHAPE_OPS = {"Shape", "Size", "NonZero"}
 #: (op, input index >= this) reads a shape/index argument, not a feature
@@ -97,13 +103,16 @@ def extend_tail(
 ) -> tuple[set[int], list[str]]:
     """Grow a parameter-defined region over the parameter-free ops that close the block.
 
-    Two rules, applied until neither fits: several exits read only by one
-    merge op (``Add``/``Concat``...) whose other inputs come from inside or
-    from the region's entries are replaced by the merge's output (residual
-    add, branch concat); a single exit read only by a closed group of
-    elementwise ops (an activation, ``x*sigmoid(x)``) is replaced by the
-    group's one result. Pooling, reshapes, convolutions and any node owning
-    parameters stop the growth.
+    Two rules, applied until neither fits. *Merge*: when every reader outside
+    the region of the exits is a merge op (``Add``/``Concat``...), possibly
+    behind layout or slicing ops (:func:`_pass_through`), the merges whose
+    inputs all come from the exits, the region, its entries or each other
+    are added (residual add, branch concat, sums of three branches as
+    ``(a + b) + c``, a partial residual). *Elementwise*: a single exit
+    read only by a closed group of elementwise ops (an activation,
+    ``x*sigmoid(x)``) is replaced by the group's one result. Pooling,
+    reshapes that are not followed by a merge, convolutions and any node
+    owning parameters stop the growth.
     """
     region = set(region)
     outs = list(outs)
@@ -111,55 +120,117 @@ def extend_tail(
     for _ in range(_MAX_TAIL):
         if any(o in graph_outputs for o in outs):
             break
-        readers = {c for o in outs for c in index.consumers.get(o, ()) if c not in region}
-        step = _merge_step(index, region, outs, readers, owned)
+        step = _merge_step(index, region, outs, owned)
         if step is None and len(outs) == 1:
             step = _elementwise_step(index, region, outs[0], owned)
         if step is None:
             break
-        added, new_out = step
+        added, new_outs = step
         region |= added
-        outs = [new_out]
+        outs = new_outs
     return region, outs
 
 
-def _merge_step(index, region, outs, readers, owned):
-    if len(readers) != 1:
+def _pass_through(index, region, tensor, owned) -> tuple[list[int], list[str]]:
+    """Follow ``tensor`` through parameter-free layout and slicing ops that are its only readers.
+
+    Returns the ops passed (in order) and the tensors where the walk stopped:
+    a channels-last block's ``Transpose`` back, or the ``Slice`` pair of a
+    partial residual (``concat(x[:, :c] + shortcut, x[:, c:])``).
+    """
+    via: list[int] = []
+    ends: list[str] = []
+    frontier = [tensor]
+    while frontier:
+        t = frontier.pop()
+        readers = [c for c in index.consumers.get(t, ()) if c not in region]
+        passes = bool(readers) and t not in index.outputs and len(via) + len(readers) <= _MAX_PASS
+        for c in readers:
+            node = index.nodes[c]
+            if (node.op_type not in PASS_OPS or owned(c) or index.data_inputs(c) != [t]
+                    or not node.output or not all(node.output)):
+                passes = False
+        if not passes:
+            ends.append(t)
+            continue
+        for c in readers:
+            via.append(c)
+            frontier.extend(index.nodes[c].output)
+    return via, ends
+
+
+def _merge_step(index, region, outs, owned):
+    via: list[int] = []
+    ends: list[str] = []
+    for o in outs:
+        v, e = _pass_through(index, region, o, owned)
+        via += v
+        ends += e
+    skip = region | set(via)
+    readers = {c for t in ends for c in index.consumers.get(t, ()) if c not in skip}
+    if not readers:
         return None
-    (m,) = readers
-    node = index.nodes[m]
-    if node.op_type not in MERGE_OPS or owned(m) or not node.output or not node.output[0]:
-        return None
+    for m in readers:
+        node = index.nodes[m]
+        if node.op_type not in MERGE_OPS or owned(m) or not node.output or not node.output[0]:
+            return None
     inside = {o for i in region for o in index.nodes[i].output}
-    allowed = set(outs) | inside | entries(index, region)
-    if not all(n in allowed for n in index.data_inputs(m)):
+    allowed = set(ends) | inside | entries(index, region)
+    merged: set[int] = set()
+    waiting = sorted(readers, key=index.pos.__getitem__)
+    while True:  # a merge may read another one's result: (a + b) + c, concat(slice + shortcut, slice)
+        ready = [m for m in waiting if all(n in allowed for n in index.data_inputs(m))]
+        if not ready:
+            break
+        merged.update(ready)
+        allowed.update(index.nodes[m].output[0] for m in ready)
+        waiting = [m for m in waiting if m not in merged]
+    if not merged:
         return None
-    if not set(outs) <= set(node.input):
-        return None
-    return {m}, node.output[0]
+    added = set(merged)
+    for v in reversed(via):  # a passed op belongs to the tail when all it feeds does
+        if all(c in added for t in index.nodes[v].output for c in index.consumers.get(t, ())):
+            added.add(v)
+    grown = region | added
+    graph_outputs = set(index.outputs)
+    new_outs = [
+        t
+        for i in sorted(added | {index.producer[o] for o in outs if o in index.producer}, key=index.pos.__getitem__)
+        for t in index.nodes[i].output
+        if t and (t in graph_outputs or any(c not in grown for c in index.consumers.get(t, ())))
+    ]
+    if not new_outs or len(new_outs) > len(outs):
+        return None  # the merges fan out (one exit summed into two places): not the block's closing merge
+    return added, new_outs
 
 
-def _elementwise_step(index, region, tensor, owned):
+def _elementwise_group(index, tensor, allowed: Callable[[int], bool]) -> tuple[set[int], set[str]]:
+    """The elementwise ops (up to 8) computed from ``tensor`` alone, and the tensors they produce."""
     group: set[int] = set()
     produced = {tensor}
     frontier = [tensor]
     while frontier:
         t = frontier.pop()
         for c in index.consumers.get(t, ()):
-            if c in region or c in group:
+            if c in group or not allowed(c):
                 continue
             node = index.nodes[c]
-            if node.op_type not in ELEMENTWISE or owned(c) or node.domain not in ("", "ai.onnx"):
+            if node.op_type not in ELEMENTWISE or node.domain not in ("", "ai.onnx"):
                 continue
             if not all(n in produced for n in index.data_inputs(c)):
                 continue
             group.add(c)
             if len(group) > 8:
-                return None
+                return set(), produced
             for o in node.output[:1]:
                 if o:
                     produced.add(o)
                     frontier.append(o)
+    return group, produced
+
+
+def _elementwise_step(index, region, tensor, owned):
+    group, produced = _elementwise_group(index, tensor, lambda c: c not in region and not owned(c))
     if not group:
         return None
     graph_outputs = set(index.outputs)
@@ -170,7 +241,78 @@ def _elementwise_step(index, region, tensor, owned):
     ]
     if len(dangling) != 1 or dangling[0] == tensor:
         return None
-    return group, dangling[0]
+    return group, [dangling[0]]
+
+
+def chain_units(index: GraphIndex, nodes: Collection[int], entry: str) -> list[tuple[set[int], str]] | None:
+    """Split parameter-free ``nodes`` fed by ``entry`` into a chain of one-module units, or None.
+
+    Walking the nodes in order, a unit is one op with a single data input
+    that is not elementwise (``MaxPool``), or a group of elementwise ops. A
+    new unit starts only where the current group is *complete* (it hands one
+    tensor on and nothing else reads its input) and already holds a real
+    activation op, and the next op is not arithmetic with a constant: so
+    ``x*clip(x+3, 0, 6)/6`` or ``clip(x+3, 0, 6)/6`` is one unit, and
+    ``relu`` then ``max_pool`` are two. Each unit must read only the previous
+    unit's result. Returns the units in order with their results, or None
+    when ``nodes`` do not form such a chain. Linear in ``len(nodes)``.
+    """
+    gap = sorted(nodes, key=index.pos.__getitem__)
+    inside = set(gap)
+    pending: dict[str, int] = {entry: sum(1 for c in index.consumers.get(entry, ()) if c in inside)}
+    open_ = {entry} if pending[entry] else set()
+    units: list[tuple[set[int], str]] = []
+    group: set[int] = set()
+    produced: set[str] = set()
+    real = False  # the group holds an op other than constant arithmetic
+    current = entry  # the tensor the current unit starts from
+
+    def complete() -> str | None:
+        return next(iter(open_)) if len(open_) == 1 and current not in open_ else None
+
+    def close(result: str) -> None:
+        nonlocal group, produced, real, current
+        units.append((group, result))
+        group, produced, real, current = set(), set(), False, result
+
+    for c in gap:
+        node = index.nodes[c]
+        data = index.data_inputs(c)
+        arith = node.op_type in _CONST_ARITH and len(data) == 1
+        elementwise = node.op_type in ELEMENTWISE and node.domain in ("", "ai.onnx")
+        if group:
+            done = complete()
+            if done is not None and (not elementwise or (real and not arith)):
+                close(done)
+        if not set(data) <= produced | {current} or not node.output or not node.output[0]:
+            return None
+        if not elementwise and (group or data != [current]):
+            return None
+        group.add(c)
+        real = real or not arith
+        for t in set(data):
+            pending[t] -= sum(1 for n in index.inputs_of[c] if n == t)
+            if not pending[t]:
+                open_.discard(t)
+        out = node.output[0]
+        produced.add(out)
+        pending[out] = sum(1 for r in index.consumers.get(out, ()) if r in inside)
+        if pending[out]:
+            open_.add(out)
+        if not elementwise:
+            close(out)
+    if group:
+        graph_outputs = set(index.outputs)
+        dangling = [
+            t for t in produced if t in graph_outputs or any(r not in inside for r in index.consumers.get(t, ()))
+        ]
+        if len(dangling) != 1 or open_:
+            return None
+        close(dangling[0])
+    for _, result in units[:-1]:
+        if result in index.outputs or any(r not in inside for r in index.consumers.get(result, ())):
+            return None  # an inner result read elsewhere: a branch, not a chain
+    return units
 
 
 def canonical(index: GraphIndex, tensor: str) -> str:

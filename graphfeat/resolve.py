@@ -22,6 +22,11 @@ __all__ = ["MetadataStrategy", "Resolution", "Resolver"]
 
 #: ops whose output starts a classifier head rather than ending a feature level
 HEAD_OPS = {"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "ReduceMean", "ReduceMax", "Flatten"}
+#: appended to structural refusals of a file without metadata
+NO_METADATA = (
+    "This file has no graphfeat metadata, so names are resolved from its structure alone; a level that a "
+    "model's feature wrapper defines (not one module's return value) needs the metadata `graphfeat export` records."
+)
 
 
 class MetadataStrategy:
@@ -81,7 +86,12 @@ class Resolver:
         if not isinstance(name, str) or not name:
             raise GraphfeatError(f"layer names must be non-empty strings, got {name!r}")
         for strategy in self._strategies():
-            res = strategy.resolve(name)
+            try:
+                res = strategy.resolve(name)
+            except GraphfeatError as exc:
+                if strategy is self.metadata or self.metadata.available:
+                    raise
+                raise GraphfeatError(f"{exc}\n{NO_METADATA}") from None
             if res is not None:
                 self.check_feature(name, res.tensor)
                 return res
@@ -156,4 +166,6 @@ class Resolver:
         close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
         listing = ", ".join(available) if available else "none resolvable (see `graphfeat info`)"
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        if not self.metadata.available:
+            hint += f"\n{NO_METADATA}"
         return GraphfeatError(f"unknown layer '{name}'. Available layers: {listing}.{hint}")

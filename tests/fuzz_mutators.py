@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import random
 import shutil
@@ -27,9 +26,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import onnx_fixtures  # noqa: F401  (first: puts the repository root on sys.path)
 import numpy as np
 import onnx
+import onnx_fixtures  # noqa: F401  (first: puts the repository root on sys.path)
 from onnx import TensorProto, helper, numpy_helper
 from onnx_fixtures import add_metadata, features_like, hrnet_like, resnet_like
 
@@ -178,8 +177,8 @@ BAD_METADATA = [
     '{"levels": [{"name": "a", "tensor": "nope", "chs": 1, "reduction": 1}]}',
     '{"levels": [{"name": "a", "tensor": "images", "chs": 1, "reduction": 1}]}',
     '{"levels": [{"name": "a", "tensor": "%T", "chs": -1, "reduction": 1}]}',
-    '{"levels": [{"name": "a", "tensor": "%T", "chs": 1, "reduction": 1, "index": "x"}, '
-    '{"name": "b", "tensor": "%T2", "chs": 1, "reduction": 2, "index": 0}]}',
+    ('{"levels": [{"name": "a", "tensor": "%T", "chs": 1, "reduction": 1, "index": "x"}, '
+     '{"name": "b", "tensor": "%T2", "chs": 1, "reduction": 2, "index": 0}]}'),
     '{"levels": [{"name": "a", "tensor": "%T", "chs": 1, "reduction": 1}, {"name": "a", "tensor": "%T2", "chs": 1, "reduction": 2}]}',
     '{"levels": [{"name": "a", "tensor": "%T", "chs": 1e999, "reduction": NaN}]}',
     '{"levels": [{"name": "", "tensor": "%T", "chs": 1, "reduction": 1}]}',
@@ -398,7 +397,7 @@ def _guard(what: str, fn):
         return "ok", fn()
     except graphfeat.GraphfeatError as exc:
         return "error", exc
-    except Exception as exc:  # noqa: BLE001 - that is what a crash is
+    except Exception as exc:
         raise Crash(f"{what}: {type(exc).__name__}: {exc!s:.300}") from exc
 
 
@@ -481,7 +480,7 @@ def run_case(case_seed: int, workdir: Path, stats: Stats, use_cli: bool | None =
                 status, result = _guard(f"{label} {what}", fn)
                 stats.clean_errors += status == "error"
                 if status == "ok" and what == "cut(proto)" and not graphfeat.io.external_tensors(result):
-                    _guard_valid(label, lambda: onnx.checker.check_model(result, full_check=True))
+                    _guard_valid(label, lambda m=result: onnx.checker.check_model(m, full_check=True))
             unchanged()
         if use_cli if use_cli is not None else rng.random() < 0.1:
             (kind, values), = request.items()
@@ -494,7 +493,7 @@ def run_case(case_seed: int, workdir: Path, stats: Stats, use_cli: bool | None =
                         code = main(args)
                 except SystemExit as exc:  # argparse rejecting an odd argument is a clean exit 2
                     code = exc.code
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     raise Crash(f"{label} CLI {args[0]}: {type(exc).__name__}: {exc!s:.300}") from exc
                 if code not in (0, 2) or "Traceback" in err.getvalue():
                     raise Crash(f"{label} CLI {args[0]}: exit {code}: {err.getvalue()[-300:]}")
@@ -512,7 +511,7 @@ def run_case(case_seed: int, workdir: Path, stats: Stats, use_cli: bool | None =
 def _guard_valid(label: str, fn) -> None:
     try:
         fn()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise Crash(f"{label}: graphfeat succeeded but the result is not checker-valid: {exc!s:.300}") from exc
 
 

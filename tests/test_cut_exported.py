@@ -17,7 +17,8 @@ from graphfeat.resolve import Resolver  # noqa: E402
 
 from ms_helpers import representatives  # noqa: E402
 
-# scenarios 1 and 2; HRNet (scenario 3) has its own test
+# Scenarios 1 and 2; HRNet (scenario 3) has its own test. VGG's last level is a parameter-free
+# MaxPool after the last parameter-owning cell: its index places it inside ``features``.
 SEQUENTIAL = [n for n in representatives() if exporters.model_family(n) != "hrnet"]
 
 

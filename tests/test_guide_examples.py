@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("mindspore")
 
-from mindspore import Tensor, nn  # noqa: E402
+from mindspore import nn  # noqa: E402
 
 import exporters  # noqa: E402
 from exporters import FeatureExtractWrapper, build_model_with_cfg  # noqa: E402

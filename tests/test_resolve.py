@@ -156,3 +156,148 @@ def test_strip_metadata_falls_back_to_structure():
     add_metadata(model, [("layer1", truth["layer1"], 8, 4)])
     strip_metadata(model)
     assert resolver(model).resolve("layer1").resolved_by == "parameters"
+
+
+# -- parameter ownership on MindSpore-style exports: what a module returns -------------------------
+def _scale(b, x: str, c: int, module: str) -> str:
+    """A layer-scale ``gamma_ * x`` owned by ``module`` (ConvNeXt)."""
+    import numpy as np
+
+    g = b.param(module, "gamma_", np.full((1, 1, 1, c), 0.3))
+    return b.op("Mul", [g, x], module)
+
+
+def _hswish(b, x: str, scope: str) -> str:
+    """HSwish as MindSpore exports it: ``x * clip(x + 3, 0, 6) / 6``."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    for name, value in (("c3", 3.0), ("c0", 0.0), ("c6", 6.0)):
+        if name not in {t.name for t in b.inits}:
+            b.inits.append(numpy_helper.from_array(np.array(value, np.float32), name))
+    clip = b.op("Clip", [b.op("Add", [x, "c3"], scope), "c0", "c6"], scope)
+    return b.op("Div", [b.op("Mul", [x, clip], scope), "c6"], scope)
+
+
+def flat_activations_like():
+    """``features``: conv, bn, HSwish, conv, bn, HSwish, ReLU, MaxPool; then a parameter-free
+    adaptive pool and a classifier (the last three children own no parameters)."""
+    from onnx_fixtures import Builder
+
+    b = Builder("mindspore", seed=3)
+    truth = {}
+    x = b.bn(b.conv("images", 3, 8, "features.0", s=2), 8, "features.1")
+    truth["features.2"] = x = _hswish(b, x, "features.2")
+    x = b.bn(b.conv(x, 8, 8, "features.3"), 8, "features.4")
+    truth["features.5"] = x = _hswish(b, x, "features.5")
+    truth["features.6"] = x = b.relu(x, "features.6")
+    truth["features.7"] = x = b.op("MaxPool", [x], "features.7", kernel_shape=[2, 2], strides=[2, 2])
+    logits = b.head(x, 8, 10, "classifier")
+    return b.model([logits], "flat_activations_like"), truth
+
+
+def test_parameter_free_children_are_whole_activations_and_a_trailing_pool():
+    model, truth = flat_activations_like()
+    r = resolver(model)
+    for name in ("features.2", "features.5", "features.6", "features.7"):
+        res = r.resolve(name)
+        assert (res.tensor, res.resolved_by) == (truth[name], "parameters"), name
+    with pytest.raises(GraphfeatError, match="MaxPool"):
+        r.resolve("features")  # the pool may be the container's last child or its parent's op
+    with pytest.raises(GraphfeatError, match="only 3 parameter-free children"):
+        r.resolve("features.8")  # the head's pooling is no lone local resampling op
+
+
+def test_several_missing_children_must_match_one_to_one():
+    from onnx_fixtures import Builder
+
+    b = Builder("mindspore", seed=4)
+    x = b.conv("images", 3, 8, "features.0", s=2)
+    x = _hswish(b, x, "features.1")  # four ops, one activation: two children cannot be placed
+    x = b.conv(x, 8, 8, "features.3")
+    model = b.model([b.head(x, 8, 10, "classifier")])
+    with pytest.raises(GraphfeatError, match="one-to-one") as err:
+        resolver(model).resolve("features.2")
+    assert "Candidates" in str(err.value)
+
+
+def convnext_like():
+    """A stage of two channels-last blocks: conv, transpose, dense, layer scale, transpose back, residual."""
+    from onnx_fixtures import Builder
+
+    b = Builder("mindspore", seed=5)
+    truth = {}
+    x = b.conv("images", 3, 8, "feature.0", k=3, s=4, bias=True)
+    for j in range(2):
+        name = f"feature.1.{j}"
+        y = b.conv(x, 8, 8, f"{name}.dwconv", bias=True)
+        y = b.op("Transpose", [y], name, perm=[0, 2, 3, 1])
+        y = _scale(b, b.relu(y, f"{name}.act"), 8, name)
+        y = b.op("Transpose", [y], name, perm=[0, 3, 1, 2])
+        truth[name] = x = b.add(x, y, name)
+    truth["feature.1"] = x
+    logits = b.head(x, 8, 10, "classifier")
+    return b.model([logits], "convnext_like"), truth
+
+
+def test_block_ending_in_layer_scale_transpose_and_residual():
+    model, truth = convnext_like()
+    r = resolver(model)
+    for name in ("feature.1", "feature.1.0", "feature.1.1"):
+        assert r.resolve(name).tensor == truth[name], name
+
+
+def repvgg_like():
+    """Blocks summing three branches ``(dense + 1x1) + identity-BN``, then ReLU."""
+    from onnx_fixtures import Builder
+
+    b = Builder("mindspore", seed=6)
+    truth = {}
+    x = b.relu(b.bn(b.conv("images", 3, 8, "stage0.rbr_dense.0", s=2), 8, "stage0.rbr_dense.1"), "stage0")
+    for j in range(2):
+        name = f"stage1.{j}"
+        dense = b.bn(b.conv(x, 8, 8, f"{name}.rbr_dense.0"), 8, f"{name}.rbr_dense.1")
+        one = b.bn(b.conv(x, 8, 8, f"{name}.rbr_1x1.0", k=1), 8, f"{name}.rbr_1x1.1")
+        ident = b.bn(x, 8, f"{name}.rbr_identity")
+        truth[name] = x = b.relu(b.add(b.add(dense, one, name), ident, name), f"{name}.nonlinearity")
+    truth["stage1"] = x
+    logits = b.head(x, 8, 10, "classifier")
+    return b.model([logits], "repvgg_like"), truth
+
+
+def test_three_branch_sum_then_activation():
+    model, truth = repvgg_like()
+    r = resolver(model)
+    for name in ("stage1", "stage1.0", "stage1.1"):
+        assert r.resolve(name).tensor == truth[name], name
+    assert [lv.name for lv in r.levels()][-1] == "stage1"
+
+
+def test_an_exit_summed_into_two_places_is_not_a_closing_merge():
+    from onnx_fixtures import Builder
+
+    b = Builder("mindspore", seed=7)
+    stem = b.conv("images", 3, 8, "stem", s=2)
+    x = b.bn(b.conv(stem, 8, 8, "block.conv"), 8, "block.bn")
+    left, right = b.add(x, stem, ""), b.add(x, b.relu(stem, ""), "")
+    out = b.add(b.conv(left, 8, 8, "left"), b.conv(right, 8, 8, "right"), "")
+    model = b.model([b.head(out, 8, 10, "classifier")])
+    assert resolver(model).resolve("block").tensor == x
+
+
+def test_partial_residual_slice_add_concat():
+    """ReXNet: ``concat(y[:, :c] + x, y[:, c:])``; the block returns the concat, not ``y``."""
+    import numpy as np
+    from onnx import numpy_helper
+    from onnx_fixtures import Builder
+
+    b = Builder("mindspore", seed=8)
+    for name, value in (("s0", [0]), ("s8", [8]), ("s12", [12]), ("ax", [1])):
+        b.inits.append(numpy_helper.from_array(np.array(value, np.int64), name))
+    x = b.relu(b.bn(b.conv("images", 3, 8, "stem", s=2), 8, "stem.bn"), "stem.act")
+    y = b.bn(b.conv(b.relu(b.conv(x, 8, 16, "features.0.conv_exp", k=1), ""), 16, 12, "features.0.conv_pwl"),
+             12, "features.0.bn")
+    head = b.add(b.op("Slice", [y, "s0", "s8", "ax"], "features.0"), x, "features.0")
+    out = b.op("Concat", [head, b.op("Slice", [y, "s8", "s12", "ax"], "features.0")], "features.0", axis=1)
+    model = b.model([b.head(b.conv(out, 12, 8, "features.1"), 8, 10, "classifier")])
+    assert resolver(model).resolve("features.0").tensor == out

@@ -34,55 +34,67 @@ def cut_pyramid(exported, name, size=(64, 64)):
     return out, ref, names
 
 
-def assert_pyramid_matches_mindspore(name, cut_path, names, batch, size, runtime="onnxruntime", seed=7):
-    x = rand_images(batch, *size, seed=seed)
+def assert_pyramid_matches(cut_path, names, x, expected: dict, runtime="onnxruntime", what=""):
     pyramid = FeaturePyramid(cut_path, runtime=runtime)
     assert pyramid.feature_info.module_name() == names
     got = pyramid(x)
     assert list(got) == names
-    all_names = features(name).feature_info.module_name()
-    expected = dict(zip(all_names, levels(features(name), x)))
     for n in names:
         m = compare_level(n, got[n], expected[n])
-        assert m.ok, f"{name} {n} on {runtime} b{batch}: max rel {m.max_rel:.3g} {m.note}"
+        assert m.ok, f"{what} {n} on {runtime} b{x.shape[0]}: max rel {m.max_rel:.3g} {m.note}"
     return got
+
+
+def matches_reference(cut_path, ref_path, names, runtime="onnxruntime"):
+    """Batch 1: the export's probe and the MindSpore levels it wrote (no MindSpore run here)."""
+    ref = np.load(ref_path)
+    return assert_pyramid_matches(cut_path, names, ref["input"], {n: ref[f"level/{n}"] for n in names},
+                                  runtime, what=str(cut_path.name))
+
+
+def matches_mindspore(name, cut_path, names, batch, size, runtime="onnxruntime", seed=7):
+    """A new seeded batch, with MindSpore run in this process."""
+    x = rand_images(batch, *size, seed=seed)
+    expected = dict(zip(features(name).feature_info.module_name(), levels(features(name), x)))
+    return assert_pyramid_matches(cut_path, names, x, expected, runtime, what=name)
 
 
 @pytest.mark.parametrize("name", representatives())
 def test_pyramid_on_onnxruntime_batch_1_and_3(name, exported):
-    cut_path, _, names = cut_pyramid(exported, name)
-    assert [features(name).feature_info.reduction(features(name).feature_info.module_name().index(n))
-            for n in names][-1] == 32
-    for batch in (1, 3):
-        assert_pyramid_matches_mindspore(name, cut_path, names, batch, (64, 64))
+    cut_path, ref, names = cut_pyramid(exported, name)
+    info = features(name).feature_info
+    assert info.reduction(info.module_name().index(names[-1])) == 32
+    matches_reference(cut_path, ref, names)
+    matches_mindspore(name, cut_path, names, 3, (64, 64))
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small_100"])
 def test_pyramid_non_square(name, exported):
-    cut_path, _, names = cut_pyramid(exported, name, (64, 96))
-    got = assert_pyramid_matches_mindspore(name, cut_path, names, 2, (64, 96))
+    cut_path, ref, names = cut_pyramid(exported, name, (64, 96))
+    matches_reference(cut_path, ref, names)
+    got = matches_mindspore(name, cut_path, names, 2, (64, 96))
     assert got[names[-1]].shape[2:] == (2, 3)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", representatives())
 def test_pyramid_non_square_all_families(name, exported):
-    cut_path, _, names = cut_pyramid(exported, name, (96, 128))
-    for batch in (1, 3):
-        assert_pyramid_matches_mindspore(name, cut_path, names, batch, (96, 128))
+    cut_path, ref, names = cut_pyramid(exported, name, (96, 128))
+    matches_reference(cut_path, ref, names)
+    matches_mindspore(name, cut_path, names, 3, (96, 128))
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small_100"])
 def test_pyramid_on_onnx_reference_evaluator(name, exported):
-    cut_path, _, names = cut_pyramid(exported, name)
-    assert_pyramid_matches_mindspore(name, cut_path, names, 1, (64, 64), runtime="reference")
+    cut_path, ref, names = cut_pyramid(exported, name)
+    matches_reference(cut_path, ref, names, runtime="reference")
 
 
 @pytest.mark.parametrize("name", representatives())
 def test_pyramid_on_openvino(name, exported):
     pytest.importorskip("openvino")
-    cut_path, _, names = cut_pyramid(exported, name)
-    assert_pyramid_matches_mindspore(name, cut_path, names, 1, (64, 64), runtime="openvino")
+    cut_path, ref, names = cut_pyramid(exported, name)
+    matches_reference(cut_path, ref, names, runtime="openvino")
 
 
 def test_verify_cli_json_against_reference(exported):

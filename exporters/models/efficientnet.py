@@ -14,6 +14,7 @@ from typing import Callable, Optional
 from mindspore import Tensor, nn
 
 from ..helpers import build_model_with_cfg, default_cfg, make_divisible
+from ..init import init_residual_norm
 from ..registry import register_model
 from .layers import DropPath, GlobalAvgPooling, SqueezeExcite, Swish
 
@@ -59,6 +60,10 @@ class MBConv(nn.Cell):
         self.block = nn.SequentialCell(layers)
         self.dropout = DropPath(drop_path_prob)
         self.out_channels = cnf.out_channels
+
+    def init_extra_weights(self, rng) -> None:  # noqa: ARG002  (deterministic)
+        if self.shortcut:
+            init_residual_norm(self.block)
 
     def construct(self, x: Tensor) -> Tensor:
         result = self.block(x)

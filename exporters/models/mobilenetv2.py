@@ -11,6 +11,7 @@ from __future__ import annotations
 from mindspore import Tensor, nn
 
 from ..helpers import build_model_with_cfg, default_cfg, make_divisible
+from ..init import init_residual_norm
 from ..registry import register_model
 from .layers import GlobalAvgPooling
 
@@ -52,6 +53,10 @@ class InvertedResidual(nn.Cell):
             nn.BatchNorm2d(out_channels),
         ]
         self.layers = nn.SequentialCell(layers)
+
+    def init_extra_weights(self, rng) -> None:  # noqa: ARG002  (deterministic)
+        if self.use_res_connect:
+            init_residual_norm(self.layers)
 
     def construct(self, x: Tensor) -> Tensor:
         if self.use_res_connect:

@@ -12,6 +12,7 @@ import numpy as np
 from mindspore import Tensor, nn, ops
 
 from ..helpers import build_model_with_cfg, default_cfg, make_divisible
+from ..init import init_residual_norm
 from ..registry import register_model
 from .layers import GlobalAvgPooling
 
@@ -134,6 +135,9 @@ class Bottleneck(nn.Cell):
         self.bn3 = norm_layer(planes * self.expansion)
         self.relu = nn.ReLU()
         self.downsample = downsample
+
+    def init_extra_weights(self, rng) -> None:  # noqa: ARG002  (deterministic)
+        init_residual_norm(self.bn3)
 
     def construct(self, x: Tensor) -> Tensor:
         residual = x

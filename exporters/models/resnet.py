@@ -6,6 +6,7 @@ from typing import Optional, Type, Union
 from mindspore import Tensor, nn
 
 from ..helpers import build_model_with_cfg, default_cfg
+from ..init import init_residual_norm
 from ..registry import register_model
 from .layers import GlobalAvgPooling
 
@@ -29,6 +30,9 @@ class BasicBlock(nn.Cell):
         self.conv2 = nn.Conv2d(channels, channels, 3, stride=1, padding=1, pad_mode="pad")
         self.bn2 = norm(channels)
         self.down_sample = down_sample
+
+    def init_extra_weights(self, rng) -> None:  # noqa: ARG002  (deterministic)
+        init_residual_norm(self.bn2)
 
     def construct(self, x: Tensor) -> Tensor:
         identity = x
@@ -58,6 +62,9 @@ class Bottleneck(nn.Cell):
         self.bn3 = norm(channels * self.expansion)
         self.relu = nn.ReLU()
         self.down_sample = down_sample
+
+    def init_extra_weights(self, rng) -> None:  # noqa: ARG002  (deterministic)
+        init_residual_norm(self.bn3)
 
     def construct(self, x: Tensor) -> Tensor:
         identity = x

@@ -12,6 +12,7 @@ from typing import Optional, Type
 from mindspore import Tensor, nn, ops
 
 from ..helpers import build_model_with_cfg, default_cfg, make_divisible
+from ..init import init_residual_norm
 from ..registry import register_model
 from .layers import DropPath, GlobalAvgPooling, SqueezeExcite, Swish
 
@@ -69,6 +70,10 @@ class LinearBottleneck(nn.Cell):
         self.act_dw = dw_act_layer()
         self.conv_pwl = Conv2dNormActivation(dw_channels, out_channels, 1, padding=0, activation=None)
         self.drop_path = drop_path
+
+    def init_extra_weights(self, rng) -> None:  # noqa: ARG002  (deterministic)
+        if self.use_shortcut:
+            init_residual_norm(self.conv_pwl)
 
     def construct(self, x: Tensor) -> Tensor:
         shortcut = x

@@ -1,0 +1,355 @@
+"""How fast, and in how much memory, ``graphfeat.cut_file`` cuts a model, side by side with
+``onnx.utils.extract_model``, onnx-graphsurgeon and the floor ``onnx.load`` + ``onnx.save``.
+
+    .venv/bin/python bench/cut_speed.py            # --quick: 3 runs per variant (2 at 100k nodes)
+    .venv/bin/python bench/cut_speed.py --runs 7 --models hrnet_w32 --sizes 10000
+
+Models: hrnet_w32 (stage1..stage4) and resnet50 (layer1..layer4), exported into
+``bench/.cache/MODEL.static.onnx`` if missing (``--static-batch``: the batch
+dimension does not matter to a cut; needs the mindspore extra, minutes each), and
+synthetic ResNet-like graphs of 10k and 100k nodes (``layerK.B.conv1.weight``
+initializers, tiny tensors so that the graph dominates) cut by layer name.
+Every variant cuts at the same four tensors: graphfeat resolves the layer
+names (that is part of its time), the others are given the tensors it
+resolved. Files under ``graphfeat.check.DIRECT_LIMIT`` (64 MiB), which graphfeat
+checks directly rather than through its weight-free skeleton, also get a
+"skeleton check forced" row (``DIRECT_LIMIT = 0``). Each run is a fresh process (see ``bench/_common.py``); wall time
+is the operation only (imports excluded), the median over the runs; peak RSS
+is the maximum over the runs and includes the interpreter and imports
+(the "imports only" row gives that floor). Then cProfile shows where
+graphfeat spends its time on the largest graph (networkx's share included).
+Targets: graphfeat within 1.3x of the floor on hrnet_w32; peak RSS within
+2.5x of the file size; 100k nodes within 12x of the 10k-node time.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+from _common import (  # noqa: E402
+    CACHE, ChildError, ensure_export, import_baseline, machine_note, median, mib, run_child, secs, table,
+    verdict, warm_page_cache,
+)
+
+REAL = {"hrnet_w32": ["stage1", "stage2", "stage3", "stage4"], "resnet50": ["layer1", "layer2", "layer3", "layer4"]}
+SYNTH_LAYERS = ["layer1", "layer2", "layer3", "layer4"]
+VARIANTS = ["load+save (floor)", "graphfeat cut_file (layers)", "graphfeat cut_file (tensors)",
+            "onnx.utils.extract_model", "onnx-graphsurgeon", "graphfeat, skeleton check forced"]
+
+
+# -- the variants (each runs in its own child process) ------------------------------
+def v_floor(src: str, dst: str) -> dict:
+    import time
+
+    import onnx
+
+    t0 = time.perf_counter()
+    onnx.save(onnx.load(src), dst)
+    return {"seconds": time.perf_counter() - t0}
+
+
+def v_graphfeat(src: str, dst: str, layers: list[str] | None = None, tensors: list[str] | None = None,
+                direct_limit: int | None = None) -> dict:
+    import time
+
+    import graphfeat
+    import graphfeat.check
+
+    if direct_limit is not None:  # experiment: which models are checked without a weight-free skeleton
+        graphfeat.check.DIRECT_LIMIT = direct_limit
+
+    t0 = time.perf_counter()
+    graphfeat.cut_file(src, dst, layers=layers, tensors=tensors, force=True)
+    return {"seconds": time.perf_counter() - t0}
+
+
+def v_extract(src: str, dst: str, inputs: list[str], outputs: list[str]) -> dict:
+    import time
+
+    import onnx.utils
+
+    t0 = time.perf_counter()
+    onnx.utils.extract_model(src, dst, inputs, outputs)  # checker + shape inference included, as by default
+    return {"seconds": time.perf_counter() - t0}
+
+
+def v_graphsurgeon(src: str, dst: str, outputs: list[str]) -> dict:
+    import time
+
+    import numpy as np
+    import onnx
+    import onnx_graphsurgeon as gs
+
+    t0 = time.perf_counter()
+    graph = gs.import_onnx(onnx.load(src))
+    tensors = graph.tensors()
+    graph.outputs = [tensors[name].to_variable(dtype=np.float32) for name in outputs]
+    graph.cleanup()
+    onnx.save(gs.export_onnx(graph), dst)
+    return {"seconds": time.perf_counter() - t0}
+
+
+def v_profile(src: str, dst: str, layers: list[str], top: int = 12) -> dict:
+    """cProfile one graphfeat cut: time per package, networkx's share, the top functions."""
+    import cProfile
+    import pstats
+    import time
+
+    import graphfeat
+
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.runcall(graphfeat.cut_file, src, dst, layers=layers, force=True)
+    wall = time.perf_counter() - t0
+    stats = pstats.Stats(prof)
+    by_pkg: dict[str, float] = {}
+    rows = []
+    for (file, line, fn), (cc, nc, tt, ct, _) in stats.stats.items():
+        by_pkg[_package(file, fn)] = by_pkg.get(_package(file, fn), 0.0) + tt
+        rows.append((ct, tt, nc, f"{_short(file)}:{line}({fn})"))
+    rows.sort(reverse=True)
+    graphfeat_rows = [r for r in rows if "graphfeat/" in r[3]][:top]
+    return {"wall": wall, "by_package": sorted(by_pkg.items(), key=lambda kv: -kv[1]), "top": graphfeat_rows,
+            "total": sum(by_pkg.values())}
+
+
+def _package(file: str, fn: str) -> str:
+    if file == "~":  # C builtins: name them by the method (protobuf's SerializeToString, ...)
+        return "builtin " + fn.strip("<>").replace("built-in method ", "").split(" of ")[0]
+    p = file.replace(os.sep, "/")
+    for pkg in ("networkx", "onnx_graphsurgeon", "onnx", "google/protobuf", "numpy"):
+        if f"/{pkg}/" in p:
+            return pkg.replace("google/", "")
+    if "/graphfeat/" in p:
+        return "graphfeat." + Path(p).stem
+    return "python stdlib"
+
+
+def _short(file: str) -> str:
+    p = file.replace(os.sep, "/")
+    return p[p.rfind("graphfeat/"):] if "graphfeat/" in p else Path(p).name
+
+
+# -- synthetic graphs ---------------------------------------------------------------
+def build_synthetic(nodes: int, path: str, channels: int = 4) -> dict:
+    """A ResNet-like chain (stem, then layer1..layer4 of Conv/BN/Relu/Conv/BN/Add/Relu blocks,
+    a strided downsample at the start of layer2..4) with about ``nodes`` nodes."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits, graph_nodes = [], []
+
+    def param(name: str, shape: tuple[int, ...]) -> str:
+        inits.append(numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.1, name))
+        return name
+
+    def conv(x: str, name: str, cin: int, k: int, stride: int = 1) -> str:
+        w = param(f"{name}.weight", (channels, cin, k, k))
+        graph_nodes.append(helper.make_node("Conv", [x, w], [f"/{name}/Conv_output_0"], name=f"/{name}/Conv",
+                                            kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4))
+        return graph_nodes[-1].output[0]
+
+    def bn(x: str, name: str) -> str:
+        ins = [x] + [param(f"{name}.{p}", (channels,)) for p in ("weight", "bias", "running_mean")]
+        inits.append(numpy_helper.from_array(np.ones(channels, np.float32), f"{name}.running_var"))
+        graph_nodes.append(helper.make_node("BatchNormalization", ins + [f"{name}.running_var"],
+                                            [f"/{name}/BN_output_0"], name=f"/{name}/BN"))
+        return graph_nodes[-1].output[0]
+
+    def op(kind: str, ins: list[str], name: str) -> str:
+        graph_nodes.append(helper.make_node(kind, ins, [f"/{name}/{kind}_output_0"], name=f"/{name}/{kind}"))
+        return graph_nodes[-1].output[0]
+
+    x = op("Relu", [bn(conv("input", "conv1", 3, 3, 2), "bn1")], "relu")
+    blocks = max(1, (nodes - 3) // 7 // 4)
+    for layer in range(1, 5):
+        for b in range(blocks):
+            pre = f"layer{layer}.{b}"
+            stride = 2 if layer > 1 and b == 0 else 1
+            y = op("Relu", [bn(conv(x, f"{pre}.conv1", channels, 3, stride), f"{pre}.bn1")], f"{pre}.relu1")
+            y = bn(conv(y, f"{pre}.conv2", channels, 1), f"{pre}.bn2")
+            short = bn(conv(x, f"{pre}.downsample.0", channels, 1, 2), f"{pre}.downsample.1") if stride == 2 else x
+            x = op("Relu", [op("Add", [y, short], f"{pre}.add")], f"{pre}.relu2")
+    pooled = op("GlobalAveragePool", [x], "avgpool")
+    graph_nodes.append(helper.make_node("Flatten", [pooled], ["logits"], name="/flatten/Flatten"))
+    graph = helper.make_graph(
+        graph_nodes, f"synthetic_{nodes}", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, channels])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="bench")
+    model.ir_version = 8
+    onnx.save(model, path)
+    return {"nodes": len(graph_nodes), "initializers": len(inits)}
+
+
+def resolve_tensors(path: Path, layers: list[str]) -> list[str]:
+    """The tensors graphfeat resolves ``layers`` to (what the other tools are given)."""
+    from graphfeat.graph import GraphIndex
+    from graphfeat.io import load_model
+    from graphfeat.resolve import Resolver
+
+    resolver = Resolver(GraphIndex(load_model(path)))
+    return [resolver.resolve(name).tensor for name in layers]
+
+
+def graph_input(path: Path) -> str:
+    import onnx
+
+    m = onnx.load(path, load_external_data=False)
+    inits = {t.name for t in m.graph.initializer}
+    return next(i.name for i in m.graph.input if i.name not in inits)
+
+
+def result_nodes(path: Path) -> int | None:
+    import onnx
+
+    return len(onnx.load(path, load_external_data=False).graph.node) if path.exists() else None
+
+
+# -- driver -------------------------------------------------------------------------
+def bench_model(label: str, src: Path, layers: list[str], runs: int, out_dir: Path, timeout: float) -> dict:
+    tensors = resolve_tensors(src, layers)
+    inp = graph_input(src)
+    size = src.stat().st_size + sum(p.stat().st_size for p in src.parent.glob(src.name + ".data"))
+    warm_page_cache(src)
+    jobs = {
+        VARIANTS[0]: ("cut_speed:v_floor", {}),
+        VARIANTS[1]: ("cut_speed:v_graphfeat", {"layers": layers}),
+        VARIANTS[2]: ("cut_speed:v_graphfeat", {"tensors": tensors}),
+        VARIANTS[3]: ("cut_speed:v_extract", {"inputs": [inp], "outputs": tensors}),
+        VARIANTS[4]: ("cut_speed:v_graphsurgeon", {"outputs": tensors}),
+    }
+    from graphfeat.check import DIRECT_LIMIT
+
+    if size < DIRECT_LIMIT:  # graphfeat checks such a model directly (serializing it); compare the skeleton
+        jobs[VARIANTS[5]] = ("cut_speed:v_graphfeat", {"layers": layers, "direct_limit": 0})
+    rows = {}
+    for k, (variant, (target, extra)) in enumerate(jobs.items()):
+        dst = out_dir / f"{src.stem}.v{k}.onnx"
+        try:
+            results = [run_child(target, timeout=timeout, src=str(src), dst=str(dst), **extra) for _ in range(runs)]
+            rows[variant] = {"seconds": median(results), "peak_rss": max(r["peak_rss"] for r in results),
+                             "nodes": result_nodes(dst), "runs": [r["seconds"] for r in results]}
+        except ChildError as exc:
+            rows[variant] = {"error": str(exc)}
+        for p in (dst, dst.with_name(dst.name + ".data")):
+            p.unlink(missing_ok=True)
+        print(f"  {label}: {variant}: " + (secs(rows[variant].get("seconds")) if "error" not in rows[variant]
+                                             else rows[variant]["error"]), flush=True)
+    return {"label": label, "size": size, "tensors": tensors, "rows": rows}
+
+
+def print_model(res: dict, baseline: int) -> None:
+    floor = res["rows"][VARIANTS[0]].get("seconds")
+    print(f"\n### {res['label']} ({mib(res['size'])}); cut at {', '.join(res['tensors'])}\n")
+    body = []
+    for variant, r in res["rows"].items():
+        if "error" in r:
+            body.append([variant, "failed", "-", "-", "-", r["error"][:80]])
+            continue
+        ratio = f"{r['seconds'] / floor:.2f}x" if floor else "-"
+        body.append([variant, secs(r["seconds"]), ratio, mib(r["peak_rss"]),
+                     f"{r['peak_rss'] / res['size']:.2f}x", r["nodes"]])
+    print(table(["variant", "median wall", "vs floor", "peak RSS", "RSS / file", "nodes out"], body))
+    print(f"(peak RSS includes {mib(baseline)} for the interpreter and imports)")
+
+
+def print_profile(label: str, prof: dict) -> None:
+    print(f"\n### Where graphfeat cut_file spends its time: {label} "
+          f"(cProfile, {secs(prof['wall'])} under the profiler)\n")
+    total = prof["total"] or 1.0
+    print(table(["package / C builtin", "own time", "share"],
+                [[pkg, secs(t), f"{100 * t / total:.0f}%"] for pkg, t in prof["by_package"][:10]]))
+    nx_time = sum(t for pkg, t in prof["by_package"] if pkg == "networkx")
+    print(f"networkx: {secs(nx_time)} own time, {100 * nx_time / total:.1f}% of the profile")
+    print()
+    print(table(["graphfeat function", "cumulative", "own", "calls"],
+                [[fn, secs(ct), secs(tt), nc] for ct, tt, nc, fn in prof["top"]]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", default=True, help="3 runs per variant, 2 at 100k nodes (default)")
+    parser.add_argument("--runs", type=int, help="runs per variant (overrides --quick)")
+    parser.add_argument("--models", nargs="*", default=list(REAL), help=f"exported models (default {list(REAL)})")
+    parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000], help="synthetic node counts")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per child run")
+    parser.add_argument("--no-profile", action="store_true", help="skip the cProfile breakdown")
+    args = parser.parse_args()
+    for m in args.models:
+        if m not in REAL:
+            parser.error(f"unknown model {m!r}; choose from {list(REAL)}")
+    print(f"# cut speed ({machine_note()})\n", flush=True)
+    baseline = import_baseline(["onnx", "graphfeat", "networkx", "numpy"])
+    results = []
+    with tempfile.TemporaryDirectory(prefix="graphfeat-bench-") as tmp:
+        tmp = Path(tmp)
+        for model in args.models:
+            try:  # the batch dimension does not matter to a cut; a static export is faster
+                src = ensure_export(model, static_batch=True)
+            except SystemExit as exc:
+                print(f"  {model}: not measured: {exc}", flush=True)
+                continue
+            results.append(bench_model(model, src, REAL[model], args.runs or 3, tmp, args.timeout))
+        synth_paths = {}
+        for n in args.sizes:
+            path = tmp / f"synthetic_{n}.onnx"
+            info = run_child("cut_speed:build_synthetic", nodes=n, path=str(path))
+            synth_paths[n] = path
+            label = f"synthetic {info['nodes']:,} nodes"
+            runs = args.runs or (2 if n >= 50_000 else 3)
+            results.append(bench_model(label, path, SYNTH_LAYERS, runs, tmp, args.timeout))
+        profiles = []
+        if not args.no_profile:
+            if args.sizes:
+                n = max(args.sizes)
+                profiles.append((f"synthetic {n:,} nodes",
+                                 run_child("cut_speed:v_profile", src=str(synth_paths[n]), dst=str(tmp / "p.onnx"),
+                                           layers=SYNTH_LAYERS, timeout=args.timeout)))
+            if (CACHE / "hrnet_w32.static.onnx").exists() and "hrnet_w32" in args.models:
+                profiles.append(("hrnet_w32", run_child("cut_speed:v_profile", src=str(CACHE / "hrnet_w32.static.onnx"),
+                                                        dst=str(tmp / "p.onnx"), layers=REAL["hrnet_w32"],
+                                                        timeout=args.timeout)))
+
+    print(f"\n## Results (imports-only child: {mib(baseline)} peak RSS)")
+    for res in results:
+        print_model(res, baseline)
+    for label, prof in profiles:
+        print_profile(label, prof)
+    print("\n## Targets\n")
+    print_targets(results, baseline)
+    return 0
+
+
+def print_targets(results: list[dict], baseline: int) -> None:
+    by_label = {r["label"]: r for r in results}
+    gf = VARIANTS[1]
+    lines = []
+    hr = by_label.get("hrnet_w32")
+    if hr and "seconds" in hr["rows"][gf]:
+        ratio = hr["rows"][gf]["seconds"] / hr["rows"][VARIANTS[0]]["seconds"]
+        lines.append(f"- graphfeat within 1.3x of load+save on hrnet_w32: {ratio:.2f}x -> {verdict(ratio <= 1.3)}")
+    for res in results:
+        if res["label"] in REAL and "peak_rss" in res["rows"][gf]:
+            rss = res["rows"][gf]["peak_rss"]
+            ratio = rss / res["size"]
+            lines.append(f"- peak RSS within 2.5x of the file size on {res['label']}: {mib(rss)} / {mib(res['size'])} "
+                         f"= {ratio:.2f}x ({(rss - baseline) / res['size']:.2f}x without the imports) "
+                         f"-> {verdict(ratio <= 2.5)}")
+    synth = [r for r in results if r["label"].startswith("synthetic") and "seconds" in r["rows"][gf]]
+    if len(synth) >= 2:
+        small, big = synth[0], synth[-1]
+        ratio = big["rows"][gf]["seconds"] / small["rows"][gf]["seconds"]
+        scale = int(big["label"].split()[1].replace(",", "")) / int(small["label"].split()[1].replace(",", ""))
+        lines.append(f"- {big['label']} within 12x of the {small['label']} time ({scale:.0f}x the nodes): "
+                     f"{ratio:.1f}x -> {verdict(ratio <= 12)}")
+    print("\n".join(lines) if lines else "(no target measured)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
