@@ -58,6 +58,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .verify import verify
 
     out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     onnx_path, ref_path = out / f"{args.model}.onnx", out / f"{args.model}.reference.npz"
     cut_path = out / f"{args.model}.features.onnx"
     print(f"== 1. export {args.model} (MindSpore -> ONNX, levels recorded and proven)")
