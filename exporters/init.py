@@ -51,6 +51,22 @@ def init_residual_norm(norm_or_branch: nn.Cell) -> None:
     _fill(norm.gamma, RESIDUAL_GAMMA)
 
 
+def condition_pooled_norm(norm: nn.Cell) -> None:
+    """After calibration, make a BatchNorm on globally pooled features divide by its input's size.
+
+    Such a norm sees one value per image and channel, so a 2-image calibration
+    batch leaves it with near-zero variances that turn float rounding into large
+    output changes. ``mean = 0, var = mean**2 + var`` (the second moment) keeps
+    its output input-dependent and well conditioned. For ``init_after_calibration``.
+    """
+    if not isinstance(norm, (nn.BatchNorm2d, nn.BatchNorm1d)):
+        return
+    mean = norm.moving_mean.asnumpy().astype(np.float64)
+    var = norm.moving_variance.asnumpy().astype(np.float64)
+    norm.moving_variance.set_data(Tensor((var + mean * mean).astype(np.float32)))
+    norm.moving_mean.set_data(Tensor(np.zeros(mean.shape, np.float32)))
+
+
 def init_weights(model: nn.Cell, seed: int | None = None, in_channels: int = 3) -> None:
     """Give ``model`` reproducible random weights (``seed``) and calibrated BatchNorm statistics."""
     # Separate streams: a model that lacks a head (a rewritten feature class) still gets

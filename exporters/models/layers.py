@@ -12,6 +12,7 @@ from typing import Optional, Type
 from mindspore import Tensor, nn, ops
 
 from ..helpers import make_divisible
+from ..init import condition_pooled_norm
 
 
 class HSigmoid(nn.Cell):
@@ -100,6 +101,11 @@ class SqueezeExcite(nn.Cell):
             self.bn = nn.BatchNorm2d(rd_channels)
         self.conv_expand = nn.Conv2d(rd_channels, in_channels, 1, has_bias=True)
         self.pool = GlobalAvgPooling(keep_dims=True)
+
+    def init_after_calibration(self) -> None:
+        """The optional norm sees pooled features: condition it (random weights only)."""
+        if self.norm:
+            condition_pooled_norm(self.bn)
 
     def construct(self, x: Tensor) -> Tensor:
         x_se = self.pool(x)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Optional, Type
 
-import numpy as np
 from mindspore import Tensor, nn, ops
 
 from ..helpers import build_model_with_cfg, default_cfg, make_divisible
-from ..init import init_residual_norm
+from ..init import condition_pooled_norm, init_residual_norm
 from ..registry import register_model
 from .layers import GlobalAvgPooling
 
@@ -70,22 +69,8 @@ class SplitAttn(nn.Cell):
         self.pool = GlobalAvgPooling(keep_dims=True)
 
     def init_after_calibration(self) -> None:
-        """Re-centre the attention BatchNorm after calibration (random weights only).
-
-        The attention norm sees globally pooled features, which barely differ
-        between the random calibration images, so calibration leaves it with a
-        tiny variance that turns float rounding into large attention changes.
-        Setting ``mean = 0`` and ``var = mean**2 + var`` (the second moment)
-        makes it divide by the size of its input instead: the attention stays
-        input dependent and non-uniform, and well conditioned.
-        """
-        bn = self.bn1
-        if not isinstance(bn, nn.BatchNorm2d):
-            return
-        mean = bn.moving_mean.asnumpy().astype(np.float64)
-        var = bn.moving_variance.asnumpy().astype(np.float64)
-        bn.moving_variance.set_data(Tensor((var + mean * mean).astype(np.float32)))
-        bn.moving_mean.set_data(Tensor(np.zeros(mean.shape, np.float32)))
+        """Re-centre the attention BatchNorm, which sees globally pooled features (random weights only)."""
+        condition_pooled_norm(self.bn1)
 
     def construct(self, x: Tensor) -> Tensor:
         x = self.act0(self.bn0(self.conv(x)))
