@@ -11,9 +11,7 @@ synthetic ResNet-like graphs of 10k and 100k nodes (``layerK.B.conv1.weight``
 initializers, tiny tensors so that the graph dominates) cut by layer name.
 Every variant cuts at the same four tensors: graphfeat resolves the layer
 names (that is part of its time), the others are given the tensors it
-resolved. Files under ``graphfeat.check.DIRECT_LIMIT`` (64 MiB), which graphfeat
-checks directly rather than through its weight-free skeleton, also get a
-"skeleton check forced" row (``DIRECT_LIMIT = 0``). Each run is a fresh process (see ``bench/_common.py``); wall time
+resolved. Each run is a fresh process (see ``bench/_common.py``); wall time
 is the operation only (imports excluded), the median over the runs; peak RSS
 is the maximum over the runs and includes the interpreter and imports
 (the "imports only" row gives that floor). Then cProfile shows where
@@ -38,7 +36,7 @@ from _common import (  # noqa: E402
 REAL = {"hrnet_w32": ["stage1", "stage2", "stage3", "stage4"], "resnet50": ["layer1", "layer2", "layer3", "layer4"]}
 SYNTH_LAYERS = ["layer1", "layer2", "layer3", "layer4"]
 VARIANTS = ["load+save (floor)", "graphfeat cut_file (layers)", "graphfeat cut_file (tensors)",
-            "onnx.utils.extract_model", "onnx-graphsurgeon", "graphfeat, skeleton check forced"]
+            "onnx.utils.extract_model", "onnx-graphsurgeon"]
 
 
 # -- the variants (each runs in its own child process) ------------------------------
@@ -52,15 +50,10 @@ def v_floor(src: str, dst: str) -> dict:
     return {"seconds": time.perf_counter() - t0}
 
 
-def v_graphfeat(src: str, dst: str, layers: list[str] | None = None, tensors: list[str] | None = None,
-                direct_limit: int | None = None) -> dict:
+def v_graphfeat(src: str, dst: str, layers: list[str] | None = None, tensors: list[str] | None = None) -> dict:
     import time
 
     import graphfeat
-    import graphfeat.check
-
-    if direct_limit is not None:  # experiment: which models are checked without a weight-free skeleton
-        graphfeat.check.DIRECT_LIMIT = direct_limit
 
     t0 = time.perf_counter()
     graphfeat.cut_file(src, dst, layers=layers, tensors=tensors, force=True)
@@ -224,10 +217,6 @@ def bench_model(label: str, src: Path, layers: list[str], runs: int, out_dir: Pa
         VARIANTS[3]: ("cut_speed:v_extract", {"inputs": [inp], "outputs": tensors}),
         VARIANTS[4]: ("cut_speed:v_graphsurgeon", {"outputs": tensors}),
     }
-    from graphfeat.check import DIRECT_LIMIT
-
-    if size < DIRECT_LIMIT:  # graphfeat checks such a model directly (serializing it); compare the skeleton
-        jobs[VARIANTS[5]] = ("cut_speed:v_graphfeat", {"layers": layers, "direct_limit": 0})
     rows = {}
     for k, (variant, (target, extra)) in enumerate(jobs.items()):
         dst = out_dir / f"{src.stem}.v{k}.onnx"

@@ -59,7 +59,9 @@ def build_model_with_cfg(
     model = model_cls(**kwargs)
     model.default_cfg = dict(default_cfg or {})
     if init:
-        config = (model_cls.__module__, model_cls.__qualname__, repr(sorted(kwargs.items())))
+        # a rewritten feature class names the class it shares seeded weights with (``init_like``)
+        like = getattr(model_cls, "init_like", model_cls)
+        config = (like.__module__, like.__qualname__, repr(sorted(kwargs.items())))
         seeded_weights(model, config, seed, in_channels=kwargs.get("in_channels", 3))
     if features_only:
         model = FeatureExtractWrapper(model, out_indices=out_indices)

@@ -23,8 +23,9 @@ from .io import external_tensors, tensor_nbytes
 #: tensors up to this size keep their data in the skeleton (shape constants)
 SMALL_TENSOR = 4096
 _SKELETON_DATA = "graphfeat-skeleton.data"
-#: models smaller than this (serialized) are checked directly, without a skeleton
-DIRECT_LIMIT = 64 << 20
+#: models whose large tensors hold fewer bytes than this are checked directly, without a skeleton
+#: (serializing the weights for inference and the checker then costs less than building one)
+DIRECT_WEIGHT_BYTES = 1 << 20
 #: what onnx's C++ inference and checker raise besides their own errors (pybind11 maps
 #: std::length_error to ValueError, std::out_of_range to IndexError, ... on hostile input)
 _ONNX_ERRORS = (
@@ -119,17 +120,17 @@ def infer_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     return types
 
 
-def check_model(model: onnx.ModelProto, size_hint: int | None = None) -> None:
+def check_model(model: onnx.ModelProto) -> None:
     """Validate ``model`` as ``onnx.checker.check_model(full_check=True)`` does, and type its outputs.
 
     A full check is the structural checker plus strict, type-checking shape
     inference; both run here, and the inference result also gives every
     untyped graph output its type (dynamic dims stay symbolic), in ``model``
-    itself. A model known to be small (``size_hint`` bytes, no external data)
-    is checked as it is; otherwise the weight-free skeleton is checked.
-    Raises GraphfeatError when either part fails.
+    itself. A model with almost no weight bytes (and no external data) is
+    checked as it is; otherwise the weight-free skeleton is checked, so no
+    weight is copied or serialized. Raises GraphfeatError when either part fails.
     """
-    direct = size_hint is not None and size_hint < DIRECT_LIMIT and not _has_external(model)
+    direct = not _has_external(model) and _large_tensor_bytes(model) < DIRECT_WEIGHT_BYTES
     sk, need = (model, 0) if direct else skeleton(model)
     try:
         inferred = onnx.shape_inference.infer_shapes(sk, check_type=True, strict_mode=True, data_prop=True)
@@ -162,6 +163,13 @@ def check_model(model: onnx.ModelProto, size_hint: int | None = None) -> None:
             onnx.checker.check_model(str(path), full_check=False)
     except _ONNX_ERRORS as exc:
         raise GraphfeatError(f"the resulting model fails onnx.checker: {exc}") from None
+
+
+def _large_tensor_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of the top-level tensors the skeleton would leave out (initializers and Constant values)."""
+    tensors = list(model.graph.initializer)
+    tensors += [a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.HasField("t")]
+    return sum(tensor_nbytes(t) or 0 for t in tensors if _is_large(t))
 
 
 def _has_external(model: onnx.ModelProto) -> bool:

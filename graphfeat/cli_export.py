@@ -55,6 +55,17 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
+def summary_table(reports: list[dict]) -> str:
+    """A markdown table of export reports: size, time and the proof's worst errors."""
+    rows = ["| model | nodes | MiB | opset | seconds | max rel err: output | worst level |",
+            "|---|---|---|---|---|---|---|"]
+    for r in reports:
+        out = "-" if r["output_max_rel"] is None else f"{r['output_max_rel']:.1e}"
+        rows.append(f"| {r['model']} | {r['nodes']} | {r['size_bytes'] / 2**20:.1f} | {r['opset']} | "
+                    f"{r['seconds']:.0f} | {out} | {r['worst_level_max_rel']:.1e} |")
+    return "\n".join(rows)
+
+
 def _list_models() -> list[str]:
     import json
     import subprocess
@@ -78,18 +89,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output or args.reference:
         raise GraphfeatError("--all writes models_onnx/MODEL.onnx; -o and --reference work with one MODEL")
     names = _list_models()
-    failed = []
+    failed, reports = [], []
     start = time.perf_counter()
     for k, name in enumerate(names):
         bar = "#" * (20 * k // len(names))
         print(f"\r[{bar:<20}] {k}/{len(names)} {name:<24}", end="", file=sys.stderr, flush=True)
         try:
-            r = export_one(args, name, None)
-            print(f"\r{' ' * 60}\r{format_report(r).splitlines()[0]}", flush=True)
+            reports.append(export_one(args, name, None))
+            print(f"\r{' ' * 60}\r{format_report(reports[-1]).splitlines()[0]}", flush=True)
         except GraphfeatError as exc:
             failed.append(name)
             print(f"\r{' ' * 60}\r{name}: FAILED: {exc}", flush=True)
     print(f"\r[{'#' * 20}] {len(names)}/{len(names)} in {time.perf_counter() - start:.0f}s", file=sys.stderr)
+    if reports:
+        print("\n" + summary_table(reports))
     if failed:
         raise GraphfeatError(f"{len(failed)} of {len(names)} exports failed: {', '.join(failed)}")
     return 0

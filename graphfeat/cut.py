@@ -125,8 +125,7 @@ def cut_file(
         check_destination(dst, src, force)  # fail fast, before any work
     with gc_paused():
         model = load_model(src)
-        size = src.stat().st_size
-        cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs, size_hint=size)
+        cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs)
         return save_model(model, dst, src_dir=src.parent, src=src, force=force)
 
 
@@ -136,13 +135,8 @@ def cut_model(
     indices: Sequence[int] | None = None,
     tensors: Sequence[str] | None = None,
     keep_outputs: bool = False,
-    size_hint: int | None = None,
 ) -> list[Resolution]:
-    """Cut ``model`` in place (see :func:`cut`); return the kept levels' resolutions in output order.
-
-    ``size_hint`` is the model's serialized size if known (it lets small
-    models be checked without building a weight-free skeleton).
-    """
+    """Cut ``model`` in place (see :func:`cut`); return the kept levels' resolutions in output order."""
     index = GraphIndex(model)
     resolver = Resolver(index)
     picked = _select(resolver, layers, indices, tensors)
@@ -150,7 +144,7 @@ def cut_model(
     set_outputs(model, index, pairs, keep_existing=keep_outputs)
     # renames keep the order and new Identity nodes go last: a sorted graph stays sorted
     cleanup(model, assume_sorted=index.order == list(range(len(index.nodes))))
-    check_model(model, size_hint)  # strict shape inference (types the new outputs) + checker
+    check_model(model)  # strict shape inference (types the new outputs) + checker
     write_feature_record(model, _record(index, resolver, picked, pairs, model))
     return picked
 

@@ -102,10 +102,22 @@ def verify(path: str | os.PathLike, *, model: str | None = None, checkpoint: str
            seed: int = 0) -> VerifyReport:
     """Run the cut model at ``path`` on ``runtime`` and compare every level with MindSpore
     (``model``) or with a reference file (``reference``)."""
+    return verify_runtimes(path, model=model, checkpoint=checkpoint, reference=reference, runtimes=[runtime],
+                           batch=batch, input_size=input_size, rtol=rtol, atol=atol, seed=seed)[0]
+
+
+def verify_runtimes(path: str | os.PathLike, *, model: str | None = None, checkpoint: str = "",
+                    reference: str | os.PathLike | None = None, runtimes: Sequence[str] = ("onnxruntime",),
+                    batch: int | None = None, input_size: Sequence[int] | None = None,
+                    rtol: float = DEFAULT_RTOL, atol: float = 0.0, seed: int = 0) -> list[VerifyReport]:
+    """:func:`verify` on several runtimes, against one reference (MindSpore runs once)."""
     if (model is None) == (reference is None):
         raise GraphfeatError("give exactly one of --model NAME or --reference REF.npz")
     if batch is not None and batch < 1:
         raise GraphfeatError(f"--batch must be at least 1, got {batch}")
+    runtimes = list(dict.fromkeys(runtimes))
+    if not runtimes:
+        raise GraphfeatError("name at least one runtime")
     from .io import load_model, materialize_external_data
 
     onnx_model = load_model(path)
@@ -120,18 +132,21 @@ def verify(path: str | os.PathLike, *, model: str | None = None, checkpoint: str
         if h is None or w is None:
             raise GraphfeatError("the model's input size is dynamic; pass --input-size H W")
         x = np.random.default_rng(seed).standard_normal((batch or 1, dims[1] or 3, h, w)).astype(np.float32)
-        expected = mindspore_levels(model, names, x, checkpoint, seed)
     for k, d in enumerate(dims):
         if d is not None and d != x.shape[k]:
             raise GraphfeatError(f"the model takes input dim {k} = {d}, the reference has {x.shape[k]}"
                                  + ("; export without --static-batch for other batches" if k == 0 else ""))
-    run = session(onnx_model, runtime)
-    try:
-        produced = run({input_name: x})
-    except Exception as exc:
-        raise GraphfeatError(f"{runtime} failed to run '{path}': {str(exc).strip().splitlines()[0]}") from None
-    report = VerifyReport(str(path), runtime, tuple(x.shape))
-    report.levels = [compare_level(lv["name"], produced.get(lv["tensor"]), e, rtol, atol)
-                     for lv, e in zip(levels, expected)]
-    return report
-
+    sessions = {rt: session(onnx_model, rt) for rt in runtimes}  # bad runtimes fail before MindSpore runs
+    if reference is None:
+        expected = mindspore_levels(model, names, x, checkpoint, seed)
+    reports = []
+    for rt, run in sessions.items():
+        try:
+            produced = run({input_name: x})
+        except Exception as exc:
+            raise GraphfeatError(f"{rt} failed to run '{path}': {str(exc).strip().splitlines()[0]}") from None
+        report = VerifyReport(str(path), rt, tuple(x.shape))
+        report.levels = [compare_level(lv["name"], produced.get(lv["tensor"]), e, rtol, atol)
+                         for lv, e in zip(levels, expected)]
+        reports.append(report)
+    return reports

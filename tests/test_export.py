@@ -138,3 +138,52 @@ def test_export_without_mindspore_says_how_to_install(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "graphfeat[mindspore]" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "x.onnx").exists()
+
+
+def _batch_model(body: list, extra_inits: list = ()) -> onnx.ModelProto:
+    """images [batch, 3, 8, 8] -> out, through ``body``."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(body, "g", [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT,
+                                                                        ["batch", 3, 8, 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], list(extra_inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_batch_proof_catches_images_that_mix():
+    """A graph that is right at batch 1 but mixes the images of a batch fails the batch-2 proof."""
+    from onnx import helper
+
+    from exporters.onnx_export import _prove_batch, probe_input
+
+    probe = probe_input((8, 8))
+    honest = _batch_model([helper.make_node("Relu", [INPUT_NAME], ["out"])])
+    _prove_batch(honest, probe, ["out"], 1e-4)
+    mixing = _batch_model([helper.make_node("ReduceMean", [INPUT_NAME], ["m"], axes=[0], keepdims=1),
+                           helper.make_node("Add", [INPUT_NAME, "m"], ["out"])])
+    with pytest.raises(GraphfeatError, match=r"does not hold at batch 2 \('out' image 0, 'out' image 1 differ"):
+        _prove_batch(mixing, probe, ["out"], 1e-4)
+
+
+def test_batch_proof_catches_a_baked_batch():
+    from onnx import helper, numpy_helper
+
+    from exporters.onnx_export import _prove_batch, probe_input
+
+    baked = _batch_model([helper.make_node("Reshape", [INPUT_NAME, "shape"], ["out"])],
+                         [numpy_helper.from_array(np.array([1, 192], np.int64), "shape")])
+    with pytest.raises(GraphfeatError, match="does not run at batch 2 .*--static-batch"):
+        _prove_batch(baked, probe_input((8, 8)), ["out"], 1e-4)
+
+
+def test_export_all_summary_table(exported):
+    from dataclasses import asdict
+
+    from graphfeat.cli_export import summary_table
+
+    _, _, report = exported("resnet18")
+    table = summary_table([asdict(report)]).splitlines()
+    assert table[0].startswith("| model | nodes | MiB |") and len(table) == 3
+    cells = [c.strip() for c in table[2].strip("|").split("|")]
+    assert cells[0] == "resnet18" and int(cells[1]) == report.nodes
+    assert float(cells[5]) == pytest.approx(report.output_max_rel, rel=0.1) and float(cells[6]) < 1e-4

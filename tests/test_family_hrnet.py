@@ -49,9 +49,14 @@ def unbuilt():
 
 @pytest.fixture(scope="module")
 def small():
-    """The small HRNet at seed 0: classifier and feature model."""
-    classifier = _create_hrnet(stage_cfg=SMALL_CFG, seed=0)
+    """The small HRNet at seed 0: classifier and feature model, each initialised on its own.
+
+    The feature model is built first: built second, it would copy the classifier's
+    cached weights (``exporters.init.seeded_weights``) and the equality tests below
+    would prove nothing about the seeded init itself.
+    """
     features = _create_hrnet(stage_cfg=SMALL_CFG, seed=0, features_only=True)
+    classifier = _create_hrnet(stage_cfg=SMALL_CFG, seed=0)
     classifier.set_train(False)
     return classifier, features
 

@@ -118,3 +118,29 @@ def test_partial_residual_adds_to_leading_channels():
     assert y.shape == (2, 6, 7, 5)
     np.testing.assert_allclose(y[:, :4], branch[:, :4] + x, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(y[:, 4:], branch[:, 4:], rtol=1e-5, atol=1e-5)
+
+
+def test_pooled_norm_gets_one_common_scale():
+    """The SE norm sees pooled features: a channel calibrated to a tiny variance must not blow up
+    (it made MindSpore's Sigmoid rounding reach 5.8e-4 of features.15's max at 224 px)."""
+    from exporters.init import condition_pooled_norm
+
+    bn = nn.BatchNorm2d(3)
+    bn.moving_mean.set_data(Tensor(np.array([1.0, 0.0, -2.0], np.float32)))
+    bn.moving_variance.set_data(Tensor(np.array([3.0, 1e-6, 0.0], np.float32)))
+    condition_pooled_norm(bn)
+    np.testing.assert_array_equal(bn.moving_mean.asnumpy(), 0.0)
+    # second moments 4, 1e-6, 4: every channel divides by their mean
+    np.testing.assert_allclose(bn.moving_variance.asnumpy(), (4.0 + 1e-6 + 4.0) / 3, rtol=1e-6)
+
+
+def test_se_norms_of_the_seeded_model_are_conditioned():
+    """After seeded init, no SE norm divides by a near-zero variance (calibration alone leaves some)."""
+    from ms_helpers import features
+
+    se_norms = [(n, c.bn) for n, c in features("rexnet_10").cells_and_names()
+                if isinstance(c, layers.SqueezeExcite) and c.norm]
+    assert len(se_norms) == 13
+    for name, bn in se_norms:
+        var, mean = bn.moving_variance.asnumpy(), bn.moving_mean.asnumpy()
+        assert np.ptp(var) == 0 and var[0] > 1e-3 and not mean.any(), f"{name}.bn: var {var.min():.3g}..{var.max():.3g}"

@@ -59,14 +59,7 @@ def matches_mindspore(name, cut_path, names, batch, size, runtime="onnxruntime",
     return assert_pyramid_matches(cut_path, names, x, expected, runtime, what=name)
 
 
-# rexnet_10 with random weights is ill-conditioned: on some inputs ONNX Runtime and MindSpore differ by up to
-# 2e-4 of features.15's max (5.8e-4 at 224 px). A bug to find (issue #3/#5), not a tolerance to widen.
-REXNET_CONDITIONING = pytest.mark.xfail(strict=False, raises=AssertionError,
-                                        reason="rexnet_10 random-init conditioning: up to 2e-4 of max on features.15")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=REXNET_CONDITIONING) if n == "rexnet_10" else n
-                                  for n in representatives()])
+@pytest.mark.parametrize("name", representatives())
 def test_pyramid_on_onnxruntime_batch_1_and_3(name, exported):
     cut_path, ref, names = cut_pyramid(exported, name)
     info = features(name).feature_info
@@ -113,6 +106,28 @@ def test_verify_cli_json_against_reference(exported):
     assert [lv["name"] for lv in report["levels"]] == names
     assert set(report["levels"][0]) == {"name", "shape", "max_abs", "max_rel", "cosine", "ok", "note"}
     assert all(lv["ok"] and lv["max_rel"] <= 1e-4 and lv["cosine"] > 0.9999 for lv in report["levels"])
+
+
+def test_verify_cli_several_runtimes_share_one_reference(exported, tmp_path):
+    pytest.importorskip("openvino")
+    cut_path, ref, names = cut_pyramid(exported, "resnet18")
+    cmd = [sys.executable, "-m", "graphfeat", "verify", str(cut_path), "--runtime", "onnxruntime", "openvino",
+           "--json"]
+    proc = subprocess.run(cmd + ["--reference", str(ref)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is True and [r["runtime"] for r in doc["runtimes"]] == ["onnxruntime", "openvino"]
+    assert all([lv["name"] for lv in r["levels"]] == names for r in doc["runtimes"])
+    data = dict(np.load(ref))
+    data[f"level/{names[2]}"] = data[f"level/{names[2]}"] * 1.01
+    np.savez(tmp_path / "bad.npz", **data)
+    bad = subprocess.run(cmd + ["--reference", str(tmp_path / "bad.npz")], capture_output=True, text=True)
+    assert bad.returncode == 1, bad.stderr
+    doc = json.loads(bad.stdout)
+    assert doc["ok"] is False
+    assert all([lv["ok"] for lv in r["levels"]] == [True, True, False, True] for r in doc["runtimes"])
+    unknown = subprocess.run(cmd[:-1] + ["tensorrt", "--reference", str(ref)], capture_output=True, text=True)
+    assert unknown.returncode == 2 and "tensorrt" in unknown.stderr
 
 
 def test_verify_fails_with_exit_1_on_a_wrong_reference(exported, tmp_path):

@@ -238,6 +238,8 @@ class HRNet(nn.Cell):
 class HRNetFeatures(HRNet):
     """HRNet as a feature pyramid: the stem activation and the four incremental-module outputs."""
 
+    init_like = HRNet  # same seeded weights as the classifier: reuse its cached init
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.is_rewritten = True
