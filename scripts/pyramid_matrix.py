@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # graphfeat from this checkout
 FAMILY_MODELS = ["resnet18", "resnest50", "repvgg_a0", "mobilenet_v3_small_100", "convnext_tiny",
                  "efficientnet_b0", "rexnet_10", "hrnet_w18", "vgg11", "mobilenet_v2_100"]
 RUNTIMES = ["onnxruntime", "openvino", "reference"]
@@ -35,7 +36,6 @@ def graphfeat(*args: str) -> subprocess.CompletedProcess:
 
 
 def pyramid_layers(path: Path) -> list[str]:
-    sys.path.insert(0, str(ROOT))
     from graphfeat import FeatureInfo
     from graphfeat.info import feature_levels
 

@@ -69,7 +69,11 @@ def test_truncation_drops_head_and_later_stages():
     assert not any(p.name.startswith(("layer2", "classifier")) for p in wrapper.get_parameters())
     assert wrapper.feature_info.module_name() == ["layer1"]
     assert wrapper.feature_info.channels() == [16] and wrapper.feature_info.reduction() == [4]
-    assert isinstance(wrapper(Tensor(X)), tuple)
+    out = wrapper(Tensor(X))
+    assert isinstance(out, tuple) and len(out) == 1
+    # the truncated net computes exactly the full net's layer1
+    full = build_model_with_cfg(DummyS1, False, seed=0)
+    np.testing.assert_allclose(out[0].asnumpy(), full.layer1(full.stem(Tensor(X))).asnumpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("bad, msg", [
@@ -99,8 +103,9 @@ def test_missing_feature_info_is_a_clear_error():
             super().__init__(**kw)
             self.feature_info = []
 
-    with pytest.raises(GraphfeatError, match="registers no feature_info"):
+    with pytest.raises(GraphfeatError, match="NoInfo registers no feature_info") as err:
         build_model_with_cfg(NoInfo, False, seed=0, features_only=True)
+    assert "append dict(chs=, reduction=, name=) entries to self.feature_info" in str(err.value)  # the fix
 
 
 def test_feature_name_that_is_not_a_cell_is_a_clear_error():
@@ -109,8 +114,9 @@ def test_feature_name_that_is_not_a_cell_is_a_clear_error():
             super().__init__(**kw)
             self.feature_info[1] = dict(chs=16, reduction=4, name="layer9")
 
-    with pytest.raises(GraphfeatError, match="layer9"):
+    with pytest.raises(GraphfeatError, match=r"feature_info names \['layer9'\] are not top-level cells") as err:
         build_model_with_cfg(Wrong, False, seed=0, features_only=True)
+    assert "available:" in str(err.value) and "'layer1'" in str(err.value)  # what could be named instead
 
 
 def test_seed_gives_reproducible_weights():
