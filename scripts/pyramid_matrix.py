@@ -36,11 +36,9 @@ def graphfeat(*args: str) -> subprocess.CompletedProcess:
 
 
 def pyramid_layers(path: Path) -> list[str]:
-    from graphfeat import FeatureInfo
-    from graphfeat.info import feature_levels
+    from graphfeat import feature_info
 
-    rows = feature_levels(path)
-    info = FeatureInfo([{"name": r.name, "chs": r.chs, "reduction": r.reduction} for r in rows])
+    info = feature_info(path)
     return [info.module_name(i) for i in info.pyramid_indices()]
 
 
