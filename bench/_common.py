@@ -36,15 +36,23 @@ _TAG = "@@result "
 
 
 # -- child processes -------------------------------------------------------------
-def peak_rss() -> int:
-    """This process's peak resident set size in bytes."""
+def proc_kib_field(path: str, key: str) -> int | None:
+    """A ``key: N kB`` line of a /proc file, in bytes (None off Linux or if absent)."""
     try:
-        with open("/proc/self/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{key}:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
+    return None
+
+
+def peak_rss() -> int:
+    """This process's peak resident set size in bytes."""
+    hwm = proc_kib_field("/proc/self/status", "VmHWM")
+    if hwm is not None:
+        return hwm
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024
 

@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
-from _common import ChildError, MiB, import_baseline, machine_note, mib, run_child, secs, table, verdict  # noqa: E402
+from _common import (  # noqa: E402
+    ChildError, MiB, import_baseline, machine_note, mib, proc_kib_field, run_child, secs, table, verdict,
+)
 
 GiB = 1 << 30
 CHANNELS = 4096
@@ -121,14 +123,7 @@ def available_memory() -> int | None:
 
         return psutil.virtual_memory().available
     except ImportError:
-        try:
-            with open("/proc/meminfo") as f:
-                for line in f:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            return None
-    return None
+        return proc_kib_field("/proc/meminfo", "MemAvailable")
 
 
 def main() -> int:
