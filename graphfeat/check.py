@@ -19,9 +19,11 @@ from onnx import external_data_helper
 
 from .errors import GraphfeatError
 from .io import external_tensors, tensor_nbytes
+from .wire import DEFER_MIN_BYTES
 
-#: tensors up to this size keep their data in the skeleton (shape constants)
-SMALL_TENSOR = 4096
+#: tensors up to this size keep their data in the skeleton (shape constants); the same bound as
+#: the wire scan's, so an initializer whose data was left in the file is always stubbed
+SMALL_TENSOR = DEFER_MIN_BYTES
 _SKELETON_DATA = "graphfeat-skeleton.data"
 #: models whose large tensors hold fewer bytes than this are checked directly, without a skeleton
 #: (serializing the weights for inference and the checker then costs less than building one)
@@ -130,7 +132,7 @@ def check_model(model: onnx.ModelProto) -> None:
     checked as it is; otherwise the weight-free skeleton is checked, so no
     weight is copied or serialized. Raises GraphfeatError when either part fails.
     """
-    direct = not _has_external(model) and _large_tensor_bytes(model) < DIRECT_WEIGHT_BYTES
+    direct = not _has_external(model) and not _has_deferred(model) and _large_tensor_bytes(model) < DIRECT_WEIGHT_BYTES
     sk, need = (model, 0) if direct else skeleton(model)
     try:
         inferred = onnx.shape_inference.infer_shapes(sk, check_type=True, strict_mode=True, data_prop=True)
@@ -174,6 +176,15 @@ def _large_tensor_bytes(model: onnx.ModelProto) -> int:
 
 def _has_external(model: onnx.ModelProto) -> bool:
     return bool(external_tensors(model))  # attribute and subgraph tensors too
+
+
+def _has_deferred(model: onnx.ModelProto) -> bool:
+    """Whether a large initializer holds no raw_data (it may have been left in the source file by the
+    wire scan); the skeleton check stubs such tensors."""
+    return any(
+        not t.HasField("raw_data") and t.data_location != onnx.TensorProto.EXTERNAL and _is_large(t)
+        for t in model.graph.initializer
+    )
 
 
 def _typed(vi: onnx.ValueInfoProto) -> bool:

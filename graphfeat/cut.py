@@ -37,6 +37,7 @@ from .io import (
     check_destination,
     check_sane,
     load_model,
+    load_skeleton,
     materialize_external_data,
     save_model,
 )
@@ -114,8 +115,10 @@ def cut_file(
 ) -> Path:
     """Cut the model at ``src`` and write it to ``dst`` (default ``MODEL.features.onnx``).
 
-    Weights are never read into memory: external tensors are referenced in
-    place (same directory) or their byte ranges streamed into ``<dst>.data``.
+    Weights are never read into memory: embedded ones are streamed from
+    ``src`` into their place in ``dst`` (:mod:`graphfeat.wire`), external
+    ones referenced in place (same directory) or their byte ranges streamed
+    into ``<dst>.data``.
     The input and an existing ``dst`` are only overwritten with ``force``;
     the write is atomic. Returns the output path.
     """
@@ -124,9 +127,9 @@ def cut_file(
     if src.exists():
         check_destination(dst, src, force)  # fail fast, before any work
     with gc_paused():
-        model = load_model(src)
+        model, deferred = load_skeleton(src)
         cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs)
-        return save_model(model, dst, src_dir=src.parent, src=src, force=force)
+        return save_model(model, dst, src_dir=src.parent, src=src, force=force, deferred=deferred)
 
 
 def cut_model(

@@ -11,7 +11,7 @@ from .cut import level_dims
 from .errors import GraphfeatError
 from .feature_info import FeatureInfo
 from .graph import GraphIndex
-from .io import check_sane, load_model
+from .io import check_sane, load_skeleton
 from .modules import tensor_shape
 from .resolve import Resolver
 
@@ -35,7 +35,7 @@ def _load(model_or_path: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto
     if isinstance(model_or_path, onnx.ModelProto):
         check_sane(model_or_path, "the model")
         return model_or_path
-    return load_model(model_or_path)
+    return load_skeleton(model_or_path)[0]  # the weights are never needed here
 
 
 def feature_levels(model_or_path: onnx.ModelProto | str | os.PathLike) -> list[Level]:

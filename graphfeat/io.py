@@ -8,11 +8,15 @@
   entries are parsed here, strictly (known keys once each, decimal numbers),
   never by onnx's helpers; a checked file is reopened with ``openat`` and
   ``O_NOFOLLOW`` on every component before a byte is read.
+* :func:`load_skeleton` does the same but also leaves the data of large
+  *embedded* initializers in the file (:mod:`graphfeat.wire`), so a cut holds
+  the graph in memory, not the weights.
 * :func:`save_model` writes through a temp file in the destination directory
   and ``os.replace``; it never follows a symlink at the destination and never
   overwrites without ``force``. External tensors are referenced in place when
   the result sits beside the source, otherwise only their byte ranges are
-  streamed into ``<dst>.data``. A result whose embedded tensors would exceed
+  streamed into ``<dst>.data``; deferred embedded tensors are streamed from
+  the source file into their place in ``dst``. A result whose embedded tensors would exceed
   the 2 GB protobuf limit is written with external data.
 """
 from __future__ import annotations
@@ -31,7 +35,9 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
+from . import wire
 from .errors import GraphfeatError
+from .wire import Deferred
 
 #: protobuf's hard limit; above it a model must use external data
 PROTO_LIMIT = 2**31 - 1
@@ -80,8 +86,38 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     return model
 
 
-def _read_regular_file(path: Path) -> bytes:
-    """The bytes of ``path``; a FIFO, device or directory is refused before anything is read."""
+def load_skeleton(path: str | os.PathLike) -> tuple[onnx.ModelProto, Deferred | None]:
+    """Parse ``path`` as :func:`load_model` does, but leave the data of large embedded
+    initializers in the file (:mod:`graphfeat.wire`). Returns the model, whose deferred
+    initializers hold dims and type but no data, and where that data lies (None if nothing
+    was deferred). :func:`save_model` given the same ``deferred`` streams the data into place."""
+    path = as_path(path)
+    fd = _open_regular(path)
+    try:
+        scanned = wire.scan(fd, path)
+    except OSError:  # mmap refused (e.g. a special filesystem): parse it normally
+        scanned = None
+    finally:
+        os.close(fd)
+    if scanned is None:
+        return load_model(path), None
+    data, ranges = scanned
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError):
+        return load_model(path), None  # its own message
+    del data
+    sizes = {t.name: tensor_nbytes(t) for t in model.graph.initializer if t.name in ranges.ranges}
+    if len(sizes) != len(ranges.ranges) or any(sizes[name] != n for name, (_, n) in ranges.ranges.items()):
+        return load_model(path), None  # dims disagree with the data: keep the file's own bytes in view
+    check_sane(model, path)
+    validate_external_data(model, path.parent)
+    return model, ranges
+
+
+def _open_regular(path: Path) -> int:
+    """A read-only descriptor of ``path``; a FIFO, device or directory is refused before anything is read."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
@@ -96,6 +132,16 @@ def _read_regular_file(path: Path) -> bytes:
             raise GraphfeatError(f"{path} is a directory, not an ONNX file")
         if not stat.S_ISREG(st.st_mode):
             raise GraphfeatError(f"{path} is not a regular file (a FIFO, socket or device); refusing to read it")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The bytes of ``path`` (see :func:`_open_regular`)."""
+    fd = _open_regular(path)
+    try:
         with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read()
     except OSError as exc:
@@ -371,25 +417,28 @@ def save_model(
     src_dir: str | os.PathLike | None = None,
     src: str | os.PathLike | None = None,
     force: bool = False,
+    deferred: Deferred | None = None,
 ) -> Path:
     """Write ``model`` to ``dst`` atomically; see the module docstring for external data.
 
     ``src_dir`` is where the model's external-data locations are relative to
     (the source model's directory). ``src`` is the input file, protected from
-    being overwritten without ``force``. ``model`` may be modified (external
-    data locations rewritten).
+    being overwritten without ``force``. ``deferred`` is what
+    :func:`load_skeleton` returned: the data of those initializers is streamed
+    from the source file. ``model`` may be modified (external data locations
+    rewritten).
     """
     dst = Path(dst)
     check_destination(dst, Path(src) if src is not None else None, force)
     try:
-        return _save(model, dst, src_dir, force)
+        return _save(model, dst, src_dir, force, deferred)
     except GraphfeatError:
         raise
     except OSError as exc:
         raise _output_error(dst, exc) from None
 
 
-def _save(model: onnx.ModelProto, dst: Path, src_dir, force: bool) -> Path:
+def _save(model: onnx.ModelProto, dst: Path, src_dir, force: bool, deferred: Deferred | None) -> Path:
     data_name = dst.name + ".data"
     data_dst = dst.parent / data_name
     jobs: list[tuple[onnx.TensorProto, Callable[[BinaryIO], int]]] = []
@@ -406,10 +455,14 @@ def _save(model: onnx.ModelProto, dst: Path, src_dir, force: bool) -> Path:
                 jobs.append((tensor, _copy_range_job(rng)))
     if _embedded_bytes(tensors) > PROTO_LIMIT - (64 << 20):
         for tensor in tensors:
-            if not external_data_helper.uses_external_data(tensor):
-                raw = _raw_bytes(tensor)
-                if raw is not None and len(raw) >= EXTERNAL_THRESHOLD:
-                    jobs.append((tensor, _bytes_job(raw)))
+            if external_data_helper.uses_external_data(tensor):
+                continue
+            if deferred is not None and wire.is_pending(tensor, deferred):
+                jobs.append((tensor, _deferred_job(deferred, tensor.name)))
+                continue
+            raw = _raw_bytes(tensor)
+            if raw is not None and len(raw) >= EXTERNAL_THRESHOLD:
+                jobs.append((tensor, _bytes_job(raw)))
     staged: list[tuple[str, Path]] = []
     try:
         if jobs:
@@ -430,8 +483,11 @@ def _save(model: onnx.ModelProto, dst: Path, src_dir, force: bool) -> Path:
                 tensor.ClearField("raw_data")
                 for field in ("float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data"):
                     tensor.ClearField(field)
-        payload = model.SerializeToString()
-        staged.append((_stage(dst, lambda f: _write_all(f, payload)), dst))
+        if deferred is None:
+            payload = model.SerializeToString()
+            staged.append((_stage(dst, lambda f: _write_all(f, payload)), dst))
+        else:
+            staged.append((_stage(dst, lambda f: wire.write(f, model, deferred, _write_all, _copy_fd_range)), dst))
         _publish(staged)
     except BaseException:
         for tmp, _ in staged:
@@ -476,25 +532,43 @@ def _copy_range_job(rng: ExternalRange) -> Callable[[BinaryIO], int]:
     def job(out: BinaryIO) -> int:
         fd = _open_checked(rng)
         try:
-            remaining, offset = rng.length, rng.offset
-            while remaining:
-                try:
-                    n = os.sendfile(out.fileno(), fd, offset, min(remaining, 1 << 30))
-                except (AttributeError, OSError):
-                    n = 0
-                if n == 0:  # sendfile unavailable or unsupported: stream in chunks
-                    chunk = os.pread(fd, min(remaining, _CHUNK), offset)
-                    if not chunk:
-                        raise GraphfeatError(f"external data file {rng.path} ended early")
-                    _write_all(out, chunk)
-                    n = len(chunk)
-                remaining -= n
-                offset += n
+            _copy_fd_range(out, fd, rng.offset, rng.length, f"external data file {rng.path}")
             return rng.length
         finally:
             os.close(fd)
 
     return job
+
+
+def _deferred_job(deferred: Deferred, name: str) -> Callable[[BinaryIO], int]:
+    def job(out: BinaryIO) -> int:
+        offset, length = deferred.ranges[name]
+        fd = deferred.open()
+        try:
+            _copy_fd_range(out, fd, offset, length, deferred.path)
+            return length
+        finally:
+            os.close(fd)
+
+    return job
+
+
+def _copy_fd_range(out: BinaryIO, fd: int, offset: int, length: int, source: object = "a source file") -> None:
+    """Copy ``length`` bytes of ``fd`` from ``offset`` to ``out`` (``sendfile``, else in chunks)."""
+    remaining = length
+    while remaining:
+        try:
+            n = os.sendfile(out.fileno(), fd, offset, min(remaining, 1 << 30))
+        except (AttributeError, OSError):
+            n = 0
+        if n == 0:  # sendfile unavailable or unsupported: stream in chunks
+            chunk = os.pread(fd, min(remaining, _CHUNK), offset)
+            if not chunk:
+                raise GraphfeatError(f"{source} ended early (copying {length} bytes from offset {offset})")
+            _write_all(out, chunk)
+            n = len(chunk)
+        remaining -= n
+        offset += n
 
 
 def _bytes_job(raw: bytes) -> Callable[[BinaryIO], int]:

@@ -291,3 +291,47 @@ def expose(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.ModelProto:
             out.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
             present.add(t)
     return out
+
+
+_MEASURE_CUT = """
+import sys
+sys.path.insert(0, {root!r})
+import graphfeat
+
+def hwm_kb():  # this process's own peak RSS (ru_maxrss would include the parent's, inherited over exec)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+before = hwm_kb()
+graphfeat.cut_file({src!r}, {dst!r}, layers={layers!r})
+print(hwm_kb() - before)
+"""
+
+
+def cut_peak_growth_mb(src: Path, dst: Path, layers: list[str]) -> float:
+    """How much ``graphfeat.cut_file`` raises the peak RSS of a fresh process above its imports, in MiB."""
+    import subprocess
+
+    code = _MEASURE_CUT.format(root=str(Path(__file__).resolve().parents[1]), src=str(src), dst=str(dst), layers=layers)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(proc.stdout.strip().splitlines()[-1]) / 1024
+
+
+def scale_and_head_model(weights: Sequence[onnx.TensorProto], head_rows: int) -> onnx.ModelProto:
+    """``layer1`` = Relu(Conv(images) * ReduceSum(layer1.scale.weight)), then a MatMul head on the first
+    ``head_rows`` flattened values. ``weights`` gives ``layer1.conv.weight`` (4x3x3x3),
+    ``layer1.scale.weight`` and ``fc.weight`` (head_rows x 10), embedded or external."""
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 16, 16])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])
+    nodes = [
+        helper.make_node("Conv", ["images", "layer1.conv.weight"], ["c"], pads=[1, 1, 1, 1], name="1Conv"),
+        helper.make_node("ReduceSum", ["layer1.scale.weight"], ["s"], keepdims=0, name="2ReduceSum"),
+        helper.make_node("Mul", ["c", "s"], ["layer1_out"], name="3Mul"),
+        helper.make_node("Relu", ["layer1_out"], ["r"], name="4Relu"),
+        helper.make_node("Flatten", ["r"], ["f"], name="5Flatten"),
+        helper.make_node("Slice", ["f", "starts", "ends", "axes"], ["f2"], name="6Slice"),
+        helper.make_node("MatMul", ["f2", "fc.weight"], ["logits"], name="7MatMul"),
+    ]
+    consts = [numpy_helper.from_array(np.array([v], np.int64), n) for n, v in (("starts", 0), ("ends", head_rows), ("axes", 1))]
+    graph = helper.make_graph(nodes, "big", [x], [y], [*weights, *consts])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -1,24 +1,20 @@
 """External data: weights never read, only needed tensors referenced/copied, hostile locations refused."""
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnx_fixtures  # noqa: F401  (first: puts the repository root on sys.path)
 import pytest
-from onnx import TensorProto, external_data_helper, helper
-from onnx_fixtures import expose, image, resnet_like, run
+from onnx import TensorProto, external_data_helper
+from onnx_fixtures import cut_peak_growth_mb, expose, image, resnet_like, run, scale_and_head_model
 
 import graphfeat
 from graphfeat import GraphfeatError
 from graphfeat.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def save_external(model: onnx.ModelProto, path: Path, location: str | None = None) -> Path:
@@ -140,8 +136,6 @@ KEPT_MB, HEAD_MB = 96, 160
 
 def _big_external_model(directory: Path) -> Path:
     """Conv stage reading a 96 MB parameter (through ReduceSum) + a 160 MB head; sparse data file."""
-    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 16, 16])
-    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])
     small = onnx.numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "layer1.conv.weight")
     kept_n, head_n = KEPT_MB << 18, HEAD_MB << 18  # float32 elements
     tensors = []
@@ -154,34 +148,12 @@ def _big_external_model(directory: Path) -> Path:
         t.ClearField("raw_data")
         tensors.append(t)
         offset += length
-    nodes = [
-        helper.make_node("Conv", ["images", "layer1.conv.weight"], ["c"], pads=[1, 1, 1, 1], name="1Conv"),
-        helper.make_node("ReduceSum", ["layer1.scale.weight"], ["s"], keepdims=0, name="2ReduceSum"),
-        helper.make_node("Mul", ["c", "s"], ["layer1_out"], name="3Mul"),
-        helper.make_node("Relu", ["layer1_out"], ["r"], name="4Relu"),
-        helper.make_node("Flatten", ["r"], ["f"], name="5Flatten"),
-        helper.make_node("Slice", ["f", "starts", "ends", "axes"], ["f2"], name="6Slice"),
-        helper.make_node("MatMul", ["f2", "fc.weight"], ["logits"], name="7MatMul"),
-    ]
-    consts = [onnx.numpy_helper.from_array(np.array([v], np.int64), n) for n, v in (("starts", 0), ("ends", head_n // 10), ("axes", 1))]
-    graph = helper.make_graph(nodes, "big", [x], [y], [small, *tensors, *consts])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = scale_and_head_model([small, *tensors], head_n // 10)
     path = directory / "big.onnx"
     path.write_bytes(model.SerializeToString())
     with open(directory / "big.onnx.data", "wb") as f:
         f.truncate(offset)  # sparse: nothing on disk, reads return zeros
     return path
-
-
-MEASURE = """
-import json, resource, sys
-sys.path.insert(0, {root!r})
-import graphfeat
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-graphfeat.cut_file({src!r}, {dst!r}, layers=["layer1"])
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"growth_kb": after - before}}))
-"""
 
 
 def test_large_external_model_is_cut_without_reading_weights(tmp_path):
@@ -190,9 +162,7 @@ def test_large_external_model_is_cut_without_reading_weights(tmp_path):
     dst_dir.mkdir()
     path = _big_external_model(src_dir)
     for dst in (src_dir / "big.features.onnx", dst_dir / "feat.onnx"):  # reference in place / stream copy
-        code = MEASURE.format(root=str(ROOT), src=str(path), dst=str(dst))
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        growth_mb = json.loads(proc.stdout.strip().splitlines()[-1])["growth_kb"] / 1024
+        growth_mb = cut_peak_growth_mb(path, dst, ["layer1"])
         assert growth_mb < 48, f"peak RSS grew by {growth_mb:.0f} MB: weights were read into memory"
         result = onnx.load(dst, load_external_data=False)
         assert {t.name for t in graphfeat.io.external_tensors(result)} == {"layer1.scale.weight"}
