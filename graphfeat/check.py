@@ -18,7 +18,7 @@ import onnx
 from onnx import external_data_helper
 
 from .errors import GraphfeatError
-from .io import external_tensors, tensor_nbytes
+from .io import all_tensors, tensor_nbytes
 from .wire import DEFER_MIN_BYTES
 
 #: tensors up to this size keep their data in the skeleton (shape constants); the same bound as
@@ -132,7 +132,7 @@ def check_model(model: onnx.ModelProto) -> None:
     checked as it is; otherwise the weight-free skeleton is checked, so no
     weight is copied or serialized. Raises GraphfeatError when either part fails.
     """
-    direct = not _has_external(model) and not _has_deferred(model) and _large_tensor_bytes(model) < DIRECT_WEIGHT_BYTES
+    direct = _checks_directly(model)
     sk, need = (model, 0) if direct else skeleton(model)
     try:
         inferred = onnx.shape_inference.infer_shapes(sk, check_type=True, strict_mode=True, data_prop=True)
@@ -167,24 +167,23 @@ def check_model(model: onnx.ModelProto) -> None:
         raise GraphfeatError(f"the resulting model fails onnx.checker: {exc}") from None
 
 
-def _large_tensor_bytes(model: onnx.ModelProto) -> int:
-    """Bytes of the top-level tensors the skeleton would leave out (initializers and Constant values)."""
-    tensors = list(model.graph.initializer)
-    tensors += [a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.HasField("t")]
-    return sum(tensor_nbytes(t) or 0 for t in tensors if _is_large(t))
-
-
-def _has_external(model: onnx.ModelProto) -> bool:
-    return bool(external_tensors(model))  # attribute and subgraph tensors too
-
-
-def _has_deferred(model: onnx.ModelProto) -> bool:
-    """Whether a large initializer holds no raw_data (it may have been left in the source file by the
-    wire scan); the skeleton check stubs such tensors."""
-    return any(
-        not t.HasField("raw_data") and t.data_location != onnx.TensorProto.EXTERNAL and _is_large(t)
-        for t in model.graph.initializer
-    )
+def _checks_directly(model: onnx.ModelProto) -> bool:
+    """Whether checking the model as it is costs less than building its skeleton: no external or
+    data-less large tensor (left in the source file by the wire scan), and less than
+    :data:`DIRECT_WEIGHT_BYTES` in large tensors. The walk stops at the first reason not to."""
+    total = 0
+    for tensor in all_tensors(model):  # attribute and subgraph tensors too
+        if external_data_helper.uses_external_data(tensor):
+            return False
+        nbytes = tensor_nbytes(tensor)
+        if nbytes is None or nbytes <= SMALL_TENSOR or tensor.data_type == onnx.TensorProto.STRING:
+            continue
+        if not tensor.HasField("raw_data"):
+            return False
+        total += nbytes
+        if total >= DIRECT_WEIGHT_BYTES:
+            return False
+    return True
 
 
 def _typed(vi: onnx.ValueInfoProto) -> bool:

@@ -41,6 +41,8 @@ from .wire import Deferred
 
 #: protobuf's hard limit; above it a model must use external data
 PROTO_LIMIT = 2**31 - 1
+#: room kept below PROTO_LIMIT for everything but tensor data
+LIMIT_MARGIN = 64 << 20
 #: tensors of at least this many bytes go to the data file when externalizing
 EXTERNAL_THRESHOLD = 1024
 _CHUNK = 1 << 20
@@ -442,8 +444,13 @@ def _save(model: onnx.ModelProto, dst: Path, src_dir, force: bool, deferred: Def
     data_name = dst.name + ".data"
     data_dst = dst.parent / data_name
     jobs: list[tuple[onnx.TensorProto, Callable[[BinaryIO], int]]] = []
-    tensors = list(all_tensors(model))
-    ext = [t for t in tensors if external_data_helper.uses_external_data(t)]
+    ext: list[onnx.TensorProto] = []
+    embedded = 0  # bytes of tensor data in the proto, from dims and dtype (``ByteSize`` would serialize)
+    for tensor in all_tensors(model):
+        if external_data_helper.uses_external_data(tensor):
+            ext.append(tensor)
+        else:
+            embedded += tensor_nbytes(tensor) or 0
     if ext:
         if src_dir is None:
             raise GraphfeatError("the model references external data but its source directory is unknown")
@@ -453,8 +460,8 @@ def _save(model: onnx.ModelProto, dst: Path, src_dir, force: bool, deferred: Def
             rng = external_range(tensor, Path(src_dir), stats)
             if not same_dir:
                 jobs.append((tensor, _copy_range_job(rng)))
-    if _embedded_bytes(tensors) > PROTO_LIMIT - (64 << 20):
-        for tensor in tensors:
+    if embedded > PROTO_LIMIT - LIMIT_MARGIN:
+        for tensor in all_tensors(model):
             if external_data_helper.uses_external_data(tensor):
                 continue
             if deferred is not None and wire.is_pending(tensor, deferred):
@@ -588,15 +595,6 @@ def _raw_bytes(tensor: onnx.TensorProto) -> bytes | None:
         return onnx.numpy_helper.to_array(tensor).tobytes()
     except Exception:  # noqa: BLE001 - unusual dtypes stay embedded
         return None
-
-
-def _embedded_bytes(tensors: list[onnx.TensorProto]) -> int:
-    """Bytes of tensor data held in the proto (from dims and dtype: ``ByteSize`` would serialize)."""
-    total = 0
-    for t in tensors:
-        if not external_data_helper.uses_external_data(t):
-            total += tensor_nbytes(t) or 0
-    return total
 
 
 def atomic_write(dst: str | os.PathLike, write: Callable[[BinaryIO], object], *, force: bool = False) -> Path:
