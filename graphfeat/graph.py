@@ -99,6 +99,7 @@ class GraphIndex:
                     self.producer[out] = i
             for name in self.inputs_of[i]:
                 self.consumers.setdefault(name, []).append(i)
+        self._check_text()
         self._check_defined()
         self._check_ops()
         self.order = self._topological_order()
@@ -115,6 +116,18 @@ class GraphIndex:
     @staticmethod
     def _invalid(problem: str) -> GraphfeatError:
         return GraphfeatError(f"the model's graph is invalid: {problem}")
+
+    def _check_text(self) -> None:
+        """Every name and op type is text: protobuf hands out ``bytes`` for a string that is not valid UTF-8."""
+        names = (self.producer, self.consumers, self.initializers, self.sparse_initializers, self.inputs, self.outputs)
+        for group in names:
+            for name in group:
+                if type(name) is not str:
+                    raise self._invalid(f"tensor name {name!r:.80} is not valid UTF-8 text (ONNX names must be UTF-8)")
+        for i, node in enumerate(self.nodes):
+            for what, value in (("op type", node.op_type), ("domain", node.domain), ("name", node.name)):
+                if type(value) is not str:
+                    raise self._invalid(f"node #{i} has a {what} {value!r:.80} that is not valid UTF-8 text")
 
     def _check_defined(self) -> None:
         """Single assignment (no tensor both written and a graph input/initializer) and no dangling reads."""

@@ -428,6 +428,26 @@ def test_broken_graph_is_refused(model_path, kind, capsys):
         graphfeat.cut(model, layers=["layer1"])
 
 
+NOT_UTF8 = {
+    "op_type": (lambda m: setattr(m.graph.node[2], "op_type", "QQQQ"), "op type"),
+    "node_name": (lambda m: setattr(m.graph.node[2], "name", "QQQQ"), "name"),
+    "tensor_name": (lambda m: m.graph.node[3].input.__setitem__(0, "QQQQ"), "tensor name"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_UTF8))
+def test_text_that_is_not_utf8_is_refused(model_path, kind, capsys):
+    """protobuf hands such strings out as bytes; they must not reach code that expects text."""
+    edit, fragment = NOT_UTF8[kind]
+    model = onnx.load(model_path)
+    edit(model)
+    data = model.SerializeToString()
+    assert data.count(b"QQQQ") == 1
+    model_path.write_bytes(data.replace(b"QQQQ", b"Q\xffQ\xfe"))
+    message = assert_refused(model_path, capsys, fragment, "not valid UTF-8")
+    assert "\\xff" in message  # the offending bytes are shown
+
+
 def test_custom_domain_ops_are_allowed(tmp_path):
     """Foreign models carry runtime-specific ops; only the standard domains are checked."""
     model, _ = resnet_like("mindspore")
