@@ -36,8 +36,8 @@ from .io import (
     as_path,
     check_destination,
     check_sane,
-    load_model,
     load_skeleton,
+    materialize_deferred,
     materialize_external_data,
     save_model,
 )
@@ -77,23 +77,25 @@ def cut(
     dropped unless ``keep_outputs``; everything no output needs is removed;
     the graphfeat metadata lists exactly the kept levels.
 
-    A path is loaded without its external weights; the tensors the result
-    still needs are then read into the returned proto (use :func:`cut_file`
-    for models too large for memory). An in-memory model is not modified.
+    A path is loaded without its weights (external or embedded); the tensors
+    the result still needs are then read into the returned proto (use
+    :func:`cut_file` for models too large for memory). An in-memory model is
+    not modified.
     """
     with gc_paused():
         if isinstance(model_or_path, onnx.ModelProto):
             check_sane(model_or_path, "the model")
             model = onnx.ModelProto()
             model.CopyFrom(model_or_path)
-            base_dir = None
+            base_dir = deferred = None
         else:
             path = as_path(model_or_path)
-            model = load_model(path)
+            model, deferred = load_skeleton(path)
             base_dir = path.parent
         cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs)
         if base_dir is not None:
             materialize_external_data(model, base_dir)
+        materialize_deferred(model, deferred)
         return model
 
 

@@ -378,6 +378,22 @@ def materialize_external_data(model: onnx.ModelProto, base_dir: str | os.PathLik
         tensor.raw_data = data
 
 
+def materialize_deferred(model: onnx.ModelProto, deferred: Deferred | None) -> None:
+    """Read the data of the deferred initializers ``model`` still has (see :func:`load_skeleton`)."""
+    if deferred is None:
+        return
+    pending = [t for t in model.graph.initializer if wire.is_pending(t, deferred)]
+    if not pending:
+        return
+    fd = deferred.open()
+    try:
+        for tensor in pending:
+            offset, length = deferred.ranges[tensor.name]
+            tensor.raw_data = os.pread(fd, length, offset)
+    finally:
+        os.close(fd)
+
+
 # -- saving ------------------------------------------------------------------
 def check_destination(dst: Path, src: Path | None, force: bool) -> None:
     """Refuse symlinked, directory or existing destinations (the input itself included) unless ``force``."""
