@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from fuzz_mutators import run
+from fuzz_mutators import run  # noqa: E402
 
 
 def main() -> int:
