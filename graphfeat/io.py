@@ -246,6 +246,11 @@ def external_info(tensor: onnx.TensorProto) -> tuple[str, int | None, int | None
     """``(location, offset, length)`` of an external tensor, parsed strictly (see :data:`EXTERNAL_KEYS`)."""
     entries: dict[str, str] = {}
     for entry in tensor.external_data:
+        if type(entry.key) is not str or type(entry.value) is not str:  # protobuf's bytes for non-UTF-8 text
+            raise GraphfeatError(
+                f"tensor {tensor.name!r} has an external-data entry that is not valid UTF-8 text "
+                f"({entry.key!r:.60}: {entry.value!r:.60})"
+            )
         if entry.key not in EXTERNAL_KEYS:
             raise GraphfeatError(
                 f"tensor {tensor.name!r} has an unknown external-data key {entry.key!r} "

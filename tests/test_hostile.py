@@ -183,6 +183,16 @@ def test_malformed_external_entries_are_refused(ext_model, kind, capsys, recwarn
     assert not [w for w in recwarn if "external data" in str(w.message)]  # onnx's ExternalDataInfo is never used
 
 
+@pytest.mark.parametrize("field", ["key", "value"])
+def test_external_entry_that_is_not_utf8_is_refused(ext_model, field, capsys):
+    _, _, path = ext_model
+    set_entries(path, [("location", "QQQQ.data")] if field == "value" else [("QQQQ", "m.onnx.data")], which="first")
+    data = path.read_bytes()
+    assert data.count(b"QQQQ") == 1
+    path.write_bytes(data.replace(b"QQQQ", b"Q\xffQ\xfe"))
+    assert_refused(path, capsys, "external-data entry that is not valid UTF-8")
+
+
 def test_checksum_is_accepted(ext_model):
     model, truth, path = ext_model
     loaded = gio.load_model(path)
