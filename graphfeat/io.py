@@ -16,8 +16,8 @@
   overwrites without ``force``. External tensors are referenced in place when
   the result sits beside the source, otherwise only their byte ranges are
   streamed into ``<dst>.data``; deferred embedded tensors are streamed from
-  the source file into their place in ``dst``. A result whose embedded tensors would exceed
-  the 2 GB protobuf limit is written with external data.
+  the source file into their place in ``dst``. A result whose embedded
+  tensors would exceed the 2 GB protobuf limit is written with external data.
 """
 from __future__ import annotations
 
@@ -103,19 +103,20 @@ def load_skeleton(path: str | os.PathLike) -> tuple[onnx.ModelProto, Deferred | 
         os.close(fd)
     if scanned is None:
         return load_model(path), None
-    data, ranges = scanned
+    data, deferred = scanned
     model = onnx.ModelProto()
     try:
         model.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError):
         return load_model(path), None  # its own message
     del data
-    sizes = {t.name: tensor_nbytes(t) for t in model.graph.initializer if t.name in ranges.ranges}
-    if len(sizes) != len(ranges.ranges) or any(sizes[name] != n for name, (_, n) in ranges.ranges.items()):
+    ranges = deferred.ranges
+    sizes = {t.name: tensor_nbytes(t) for t in model.graph.initializer if t.name in ranges}
+    if len(sizes) != len(ranges) or any(sizes[name] != n for name, (_, n) in ranges.items()):
         return load_model(path), None  # dims disagree with the data: keep the file's own bytes in view
     check_sane(model, path)
     validate_external_data(model, path.parent)
-    return model, ranges
+    return model, deferred
 
 
 def _open_regular(path: Path) -> int:

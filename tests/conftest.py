@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
+import onnx  # noqa: F401  (first: protobuf picks its fast upb backend, as in graphfeat and its export
+import pytest  # workers; importing MindSpore first would select the pure-Python one for the whole session)
 
 
 def rand_images(batch: int, h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray:
