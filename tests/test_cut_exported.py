@@ -73,3 +73,14 @@ def test_hrnet_structure_finds_the_same_tensor_or_refuses(exported):
     # today every HRNet level is refused (its levels are sums across branches, owned by no one module);
     # a change here means the resolver learned something: check it picked the proven tensors (above)
     assert set(outcomes.values()) == {"refused"}, outcomes
+
+
+@pytest.mark.parametrize("name", ["resnet18", "hrnet_w18"])
+def test_streamed_cut_of_an_export_is_byte_identical_to_the_in_memory_cut(name, exported, tmp_path):
+    """cut_file leaves every weight in the export and streams the kept ones into place (graphfeat.wire)."""
+    path, _, _ = exported(name)
+    indices = graphfeat.feature_info(path).pyramid_indices()
+    out = graphfeat.cut_file(path, tmp_path / "pyramid.onnx", indices=indices)
+    model = graphfeat.load_model(path)
+    graphfeat.cut_model(model, indices=indices)
+    assert out.read_bytes() == model.SerializeToString()
