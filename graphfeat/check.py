@@ -175,12 +175,11 @@ def _checks_directly(model: onnx.ModelProto) -> bool:
     for tensor in all_tensors(model):  # attribute and subgraph tensors too
         if external_data_helper.uses_external_data(tensor):
             return False
-        nbytes = tensor_nbytes(tensor)
-        if nbytes is None or nbytes <= SMALL_TENSOR or tensor.data_type == onnx.TensorProto.STRING:
+        if not _is_large(tensor):
             continue
         if not tensor.HasField("raw_data"):
             return False
-        total += nbytes
+        total += tensor_nbytes(tensor)
         if total >= DIRECT_WEIGHT_BYTES:
             return False
     return True

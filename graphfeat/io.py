@@ -487,7 +487,7 @@ def _save(model: onnx.ModelProto, dst: Path, src_dir, force: bool, deferred: Def
             if external_data_helper.uses_external_data(tensor):
                 continue
             if deferred is not None and wire.is_pending(tensor, deferred):
-                jobs.append((tensor, _deferred_job(deferred, tensor.name)))
+                jobs.append((tensor, _range_job(deferred.open, *deferred.ranges[tensor.name], deferred.path)))
                 continue
             raw = _raw_bytes(tensor)
             if raw is not None and len(raw) >= EXTERNAL_THRESHOLD:
@@ -558,23 +558,16 @@ def _check_data_destination(data_dst: Path, model: onnx.ModelProto, src_dir, for
 
 
 def _copy_range_job(rng: ExternalRange) -> Callable[[BinaryIO], int]:
+    return _range_job(lambda: _open_checked(rng), rng.offset, rng.length, f"external data file {rng.path}")
+
+
+def _range_job(open_fd: Callable[[], int], offset: int, length: int, source: object) -> Callable[[BinaryIO], int]:
+    """A data-file job: copy ``length`` bytes at ``offset`` of the file that ``open_fd()`` opens."""
+
     def job(out: BinaryIO) -> int:
-        fd = _open_checked(rng)
+        fd = open_fd()
         try:
-            _copy_fd_range(out, fd, rng.offset, rng.length, f"external data file {rng.path}")
-            return rng.length
-        finally:
-            os.close(fd)
-
-    return job
-
-
-def _deferred_job(deferred: Deferred, name: str) -> Callable[[BinaryIO], int]:
-    def job(out: BinaryIO) -> int:
-        offset, length = deferred.ranges[name]
-        fd = deferred.open()
-        try:
-            _copy_fd_range(out, fd, offset, length, deferred.path)
+            _copy_fd_range(out, fd, offset, length, source)
             return length
         finally:
             os.close(fd)
@@ -582,7 +575,7 @@ def _deferred_job(deferred: Deferred, name: str) -> Callable[[BinaryIO], int]:
     return job
 
 
-def _copy_fd_range(out: BinaryIO, fd: int, offset: int, length: int, source: object = "a source file") -> None:
+def _copy_fd_range(out: BinaryIO, fd: int, offset: int, length: int, source: object) -> None:
     """Copy ``length`` bytes of ``fd`` from ``offset`` to ``out`` (``sendfile``, else in chunks)."""
     remaining = length
     while remaining:

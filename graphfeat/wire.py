@@ -226,13 +226,13 @@ def write(
     model: onnx.ModelProto,
     deferred: Deferred,
     write_all: Callable[[BinaryIO, bytes], None],
-    copy_range: Callable[[BinaryIO, int, int, int], None],
+    copy_range: Callable[[BinaryIO, int, int, int, Path], None],
 ) -> None:
     """Serialize ``model`` to ``out``, streaming the data of its deferred initializers (those named in
-    ``deferred`` and holding no data) from the source file with ``copy_range(out, fd, offset, length)``."""
+    ``deferred`` and holding no data) from the source file with ``copy_range(out, fd, offset, length, path)``."""
     graph = model.graph
-    pending = [(k, deferred.ranges[t.name]) for k, t in enumerate(graph.initializer) if is_pending(t, deferred)]
-    if not pending:
+    todo = {k: deferred.ranges[t.name] for k, t in enumerate(graph.initializer) if is_pending(t, deferred)}
+    if not todo:
         write_all(out, model.SerializeToString())
         return
     head = onnx.ModelProto()
@@ -243,7 +243,6 @@ def write(
     shell.ClearField("initializer")
     model_low, model_high = _split(head.SerializeToString(), _MODEL_GRAPH)
     graph_low, graph_high = _split(shell.SerializeToString(), _GRAPH_INITIALIZER)
-    todo = dict(pending)
     pieces: list[bytes | tuple[int, int]] = []  # bytes, or a (offset, length) range of the source file
     for k, tensor in enumerate(graph.initializer):
         body = tensor.SerializeToString()
@@ -264,7 +263,7 @@ def write(
             if isinstance(piece, bytes):
                 write_all(out, piece)
             else:
-                copy_range(out, fd, *piece)
+                copy_range(out, fd, *piece, deferred.path)
         write_all(out, graph_high + model_high)
     finally:
         os.close(fd)
