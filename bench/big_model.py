@@ -110,7 +110,7 @@ def v_extract(src: str, dst: str, inputs: list[str], outputs: list[str]) -> dict
 
 def resolved_tensors(path: Path) -> list[str]:
     from graphfeat.graph import GraphIndex
-    from graphfeat.io import load_model
+    from graphfeat.onnxfile import load_model
     from graphfeat.resolve import Resolver
 
     resolver = Resolver(GraphIndex(load_model(path)))

@@ -2,11 +2,11 @@
 
     .venv/bin/python bench/check_rule.py [models_onnx/resnet18.onnx] [--runs 5]
 
-``graphfeat.check`` runs strict shape inference and ``onnx.checker`` on a
+``graphfeat.graph.check`` runs strict shape inference and ``onnx.checker`` on a
 copy of the model without its weights (the skeleton) unless the model holds
 less than ``DIRECT_WEIGHT_BYTES`` of large tensors. The rule matters for a
 model held in memory with its weights (``graphfeat.cut(proto)``); a cut by
-path never has the weights in memory (``graphfeat.wire``), so it always
+path never has the weights in memory (``graphfeat.onnxfile.wire``), so it always
 checks the skeleton. The variants alternate in one process, each cutting the
 same in-memory model: the current rule, and the old one (every model under
 64 MiB checked directly, weights serialized by inference and by the checker).
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import graphfeat  # noqa: E402
-import graphfeat.check as check  # noqa: E402
+import graphfeat.graph.check as check  # noqa: E402  (measures this internal rule itself)
 
 ROOT = Path(__file__).resolve().parents[1]
 

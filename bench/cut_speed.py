@@ -183,7 +183,7 @@ def build_synthetic(nodes: int, path: str, channels: int = 4) -> dict:
 def resolve_tensors(path: Path, layers: list[str]) -> list[str]:
     """The tensors graphfeat resolves ``layers`` to (what the other tools are given)."""
     from graphfeat.graph import GraphIndex
-    from graphfeat.io import load_model
+    from graphfeat.onnxfile import load_model
     from graphfeat.resolve import Resolver
 
     resolver = Resolver(GraphIndex(load_model(path)))

@@ -11,7 +11,7 @@ from .helpers import build_model_with_cfg, default_cfg, make_divisible
 from .registry import list_families, list_models, model_family, register_model
 from . import models  # noqa: F401,E402  (registers every backbone)
 
-from graphfeat.feature_info import FeatureInfo
+from graphfeat.levels import FeatureInfo
 
 __all__ = [
     "FeatureExtractWrapper",

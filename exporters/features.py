@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 from mindspore import Tensor, nn
 
 from graphfeat.errors import GraphfeatError
-from graphfeat.feature_info import FeatureInfo
+from graphfeat.levels import FeatureInfo
 
 
 def flat_name(name: str) -> str:

@@ -7,7 +7,7 @@ The steps, in order:
 2. ``mindspore.onnx.export`` (opset 11, IR 4) into a temp file;
 3. post-process: dynamic batch on every output, producer fields;
 4. find, for each feature level, the ONNX tensor whose values equal the
-   MindSpore level on a seeded probe input (``graphfeat.proof.match_levels``);
+   MindSpore level on a seeded probe input (``exporters.proof.match_levels``);
 5. upgrade the opset with ``onnx.version_converter`` when the proof still holds after;
 6. record the levels under ``graphfeat.feature_info``, run the checker, prove the
    record once more (and, for a dynamic batch, that two images at once give
@@ -32,12 +32,13 @@ import mindspore as ms
 from mindspore import Tensor
 
 from graphfeat.errors import GraphfeatError
-from graphfeat.io import atomic_write, check_destination, save_model
-from graphfeat.metadata import SCHEMA_VERSION, write_metadata
-from graphfeat.proof import DEFAULT_RTOL, compare_level, expose, match_levels, prove_levels, run_onnxruntime
-from graphfeat.runtimes import session
+from graphfeat.graph import GraphIndex, expose, set_outputs
+from graphfeat.levels import build_record, write_metadata
+from graphfeat.onnxfile import atomic_write, check_destination, save_model
+from graphfeat.runtime import DEFAULT_RTOL, compare_level, run_onnxruntime, session
 
 from .factory import create_model
+from .proof import match_levels, prove_levels
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
@@ -109,14 +110,9 @@ def _rename_outputs(model: onnx.ModelProto, names: Sequence[str]) -> None:
     """
     if len(names) != len(model.graph.output):
         raise GraphfeatError(f"the export has {len(model.graph.output)} outputs, expected {len(names)}")
-    mapping = {out.name: new for out, new in zip(model.graph.output, names)}
-    for node in model.graph.node:
-        for seq in (node.input, node.output):
-            for k, name in enumerate(seq):
-                if name in mapping:
-                    seq[k] = mapping[name]
-    for out in model.graph.output:
-        out.name = mapping[out.name]
+    types = {out.name: out.type for out in model.graph.output}
+    pairs = [(new, out.name) for out, new in zip(model.graph.output, names)]
+    set_outputs(model, GraphIndex(model), pairs, types)
 
 
 def _set_dynamic_batch(model: onnx.ModelProto) -> None:
@@ -313,21 +309,18 @@ def export_model(
     except Exception as exc:  # the converter raises many types; the proof raises GraphfeatError
         report.notes.append(f"kept opset 11: upgrade to {opset} failed ({str(exc).splitlines()[0][:200]})")
 
-    record = {
-        "schema": SCHEMA_VERSION,
-        "model": model_name,
-        "features_only": features_only,
-        "input": {"name": INPUT_NAME, "shape": [1 if static_batch else BATCH_DIM, in_channels, *input_size]},
-        "input_size": list(input_size),
-        "seed": None if checkpoint_path else seed,
-        "checkpoint": os.path.basename(checkpoint_path) if checkpoint_path else None,
-        "versions": _versions(),
-        "levels": [
-            {"index": k, "name": n, "chs": info.channels(i), "reduction": info.reduction(i), "tensor": t,
-             **({"source_index": i} if features_only else {})}
-            for k, (i, n, t) in enumerate(zip(selected, names, tensors))
-        ],
-    }
+    record = build_record(
+        [{"index": k, "name": n, "chs": info.channels(i), "reduction": info.reduction(i), "tensor": t,
+          **({"source_index": i} if features_only else {})}
+         for k, (i, n, t) in enumerate(zip(selected, names, tensors))],
+        model=model_name,
+        features_only=features_only,
+        input={"name": INPUT_NAME, "shape": [1 if static_batch else BATCH_DIM, in_channels, *input_size]},
+        input_size=list(input_size),
+        seed=None if checkpoint_path else seed,
+        checkpoint=os.path.basename(checkpoint_path) if checkpoint_path else None,
+        versions=_versions(),
+    )
     write_metadata(model, record)
     model.producer_name = "graphfeat"
     model.producer_version = f"{record['versions']['graphfeat']} (MindSpore {ms.__version__})"

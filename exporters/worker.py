@@ -1,5 +1,6 @@
 """Run one MindSpore job in this (fresh) process and print its result as JSON.
 
+This is the worker side of the protocol in ``graphfeat.runtime.workers``.
 ``graphfeat export`` runs every export here, in a new process: a failed
 MindSpore export leaves the process unable to export again, and MindSpore's
 log lines stay out of the user's terminal. The last stdout line is
@@ -42,7 +43,14 @@ def _levels(args: dict) -> dict:
     return {"names": args["names"]}
 
 
-JOBS = {"export": _export, "levels": _levels}
+def _models(args: dict) -> list[str]:
+    """The registered model names."""
+    from .registry import list_models
+
+    return list_models()
+
+
+JOBS = {"export": _export, "levels": _levels, "models": _models}
 
 
 def main(argv: list[str] | None = None) -> int:

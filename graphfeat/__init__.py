@@ -2,18 +2,24 @@
 
 ``graphfeat.cut`` keeps the chosen feature layers as a model's outputs and
 removes the rest; ``graphfeat.feature_info`` lists the layers a model offers;
-``graphfeat.verify`` compares them with MindSpore; ``graphfeat.FeaturePyramid``
-runs them at deploy time.
-This package needs only onnx, networkx and numpy.
+``graphfeat.verify`` compares them with MindSpore or a reference file;
+``graphfeat.FeaturePyramid`` runs them at deploy time. This package needs only
+onnx, networkx, numpy and onnxruntime, and never imports MindSpore.
+
+The public API is :data:`__all__`. The layers underneath, bottom-up:
+:mod:`.errors`, :mod:`.levels`, :mod:`.onnxfile` (file), :mod:`.graph`,
+:mod:`.resolve` (names), :mod:`.surgery` and :mod:`.info` (verbs),
+:mod:`.runtime` (run), :mod:`.cli`. A module imports only from layers below
+its own. Each subpackage's ``__all__`` lists the names shared with the rest of
+the project (``exporters``, ``bench``, tests); the modules inside a
+subpackage are private to graphfeat.
 """
-from .cut import cut, cut_file, cut_model
-from .errors import GraphfeatError
-from .feature_info import FeatureInfo
+from .errors import GraphfeatError, OutputError
 from .info import feature_info, feature_levels
-from .io import load_model, save_model
-from .metadata import METADATA_KEY
-from .pyramid import FeaturePyramid
-from .verify import verify
+from .levels import METADATA_KEY, FeatureInfo
+from .onnxfile import load_model, save_model
+from .runtime import FeaturePyramid, verify
+from .surgery import cut, cut_file, cut_model
 
 __version__ = "0.1.0"
 
@@ -22,6 +28,7 @@ __all__ = [
     "FeatureInfo",
     "FeaturePyramid",
     "GraphfeatError",
+    "OutputError",
     "cut",
     "cut_file",
     "cut_model",

@@ -1,5 +1,7 @@
-"""The one exception type that graphfeat raises for bad input."""
+"""The exception types graphfeat raises for bad input (the CLI turns each into exit code 2)."""
 from __future__ import annotations
+
+__all__ = ["CheckpointNotFoundError", "GraphfeatError", "OutputError"]
 
 
 class GraphfeatError(ValueError):
@@ -13,3 +15,7 @@ class GraphfeatError(ValueError):
 
 class CheckpointNotFoundError(GraphfeatError, FileNotFoundError):
     """A checkpoint path that does not exist."""
+
+
+class OutputError(GraphfeatError, OSError):
+    """Writing the result failed (disk full, permissions, a name too long): nothing was left behind."""

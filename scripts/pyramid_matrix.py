@@ -49,7 +49,7 @@ def worst(report: dict) -> tuple[float, bool]:
 def exported_size(path: Path) -> list[int]:
     import onnx
 
-    from graphfeat.metadata import read_metadata
+    from graphfeat.levels import read_metadata
 
     return list(read_metadata(onnx.load(str(path), load_external_data=False))["input_size"])
 

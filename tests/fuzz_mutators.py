@@ -33,8 +33,9 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx_fixtures import add_metadata, features_like, hrnet_like, resnet_like
 
 import graphfeat
+from graphfeat.onnxfile.tensors import external_tensors
 from graphfeat.cli import main
-from graphfeat.metadata import METADATA_KEY, PARTIAL_KEY
+from graphfeat.levels import METADATA_KEY, PARTIAL_KEY
 
 
 # -- seed models ------------------------------------------------------------------
@@ -292,7 +293,7 @@ def _proto_mutation(rng: random.Random, model: onnx.ModelProto, kind: str | None
 
 def _set_external(rng: random.Random, model: onnx.ModelProto) -> str:
     """Point one or all external tensors at a hostile location or malformed entries."""
-    tensors = graphfeat.io.external_tensors(model)
+    tensors = external_tensors(model)
     if not tensors:
         return "noop"
     targets = tensors if rng.random() < 0.5 else [rng.choice(tensors)]
@@ -479,7 +480,7 @@ def run_case(case_seed: int, workdir: Path, stats: Stats, use_cli: bool | None =
                              ("cut(proto)", lambda: graphfeat.cut(parsed, **request))):  # fmt: skip
                 status, result = _guard(f"{label} {what}", fn)
                 stats.clean_errors += status == "error"
-                if status == "ok" and what == "cut(proto)" and not graphfeat.io.external_tensors(result):
+                if status == "ok" and what == "cut(proto)" and not external_tensors(result):
                     _guard_valid(label, lambda m=result: onnx.checker.check_model(m, full_check=True))
             unchanged()
         if use_cli if use_cli is not None else rng.random() < 0.1:

@@ -27,7 +27,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from graphfeat.metadata import METADATA_KEY
+from graphfeat.levels import METADATA_KEY
 
 OPSET = 17
 STYLES = ("torchscript", "dynamo", "namespace", "mindspore", "plain")

@@ -135,13 +135,13 @@ def test_missing_input_and_directory(tmp_path, capsys):
 
 
 def test_no_partial_file_when_saving_fails(model_path, monkeypatch):
-    import graphfeat.io as gio
+    import graphfeat.onnxfile.fileio as fileio
 
     def boom(f, data):
         f.write(data[:10])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(gio, "_write_all", boom)
+    monkeypatch.setattr(fileio, "write_all", boom)
     with pytest.raises(OSError):
         graphfeat.cut_file(model_path, layers=["layer1"])
     assert not model_path.with_name("resnet.features.onnx").exists()

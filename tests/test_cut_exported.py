@@ -11,8 +11,8 @@ import exporters  # noqa: E402
 import graphfeat  # noqa: E402
 from graphfeat.errors import GraphfeatError  # noqa: E402
 from graphfeat.graph import GraphIndex  # noqa: E402
-from graphfeat.metadata import read_metadata, strip_metadata  # noqa: E402
-from graphfeat.proof import run_onnxruntime  # noqa: E402
+from graphfeat.levels import read_metadata, strip_metadata  # noqa: E402
+from graphfeat.runtime import run_onnxruntime  # noqa: E402
 from graphfeat.resolve import Resolver  # noqa: E402
 
 from ms_helpers import representatives  # noqa: E402
@@ -77,7 +77,7 @@ def test_hrnet_structure_finds_the_same_tensor_or_refuses(exported):
 
 @pytest.mark.parametrize("name", ["resnet18", "hrnet_w18"])
 def test_streamed_cut_of_an_export_is_byte_identical_to_the_in_memory_cut(name, exported, tmp_path):
-    """cut_file leaves every weight in the export and streams the kept ones into place (graphfeat.wire)."""
+    """cut_file leaves every weight in the export and streams the kept ones into place (graphfeat.onnxfile.wire)."""
     path, _, _ = exported(name)
     indices = graphfeat.feature_info(path).pyramid_indices()
     out = graphfeat.cut_file(path, tmp_path / "pyramid.onnx", indices=indices)

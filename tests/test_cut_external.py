@@ -12,6 +12,8 @@ from onnx import TensorProto, external_data_helper
 from onnx_fixtures import cut_peak_growth_mb, expose, image, resnet_like, run, scale_and_head_model
 
 import graphfeat
+import graphfeat.onnxfile.save as gsave
+from graphfeat.onnxfile.tensors import external_tensors
 from graphfeat import GraphfeatError
 from graphfeat.cli import main
 
@@ -24,7 +26,7 @@ def save_external(model: onnx.ModelProto, path: Path, location: str | None = Non
 
 
 def ext_locations(model: onnx.ModelProto) -> set[str]:
-    return {external_data_helper.ExternalDataInfo(t).location for t in graphfeat.io.external_tensors(model)}
+    return {external_data_helper.ExternalDataInfo(t).location for t in external_tensors(model)}
 
 
 def run_path(path: Path, x):
@@ -58,7 +60,7 @@ def test_other_directory_copies_only_needed_ranges(ext_model, tmp_path):
     out = graphfeat.cut_file(path, dst_dir / "feat.onnx", layers=["layer1"])
     result = onnx.load(out, load_external_data=False)
     assert ext_locations(result) == {"feat.onnx.data"}
-    needed = sum(int(external_data_helper.ExternalDataInfo(t).length) for t in graphfeat.io.external_tensors(result))
+    needed = sum(int(external_data_helper.ExternalDataInfo(t).length) for t in external_tensors(result))
     data = dst_dir / "feat.onnx.data"
     assert data.stat().st_size == needed < (path.parent / "resnet.onnx.data").stat().st_size
     onnx.checker.check_model(str(out), full_check=True)
@@ -70,14 +72,14 @@ def test_other_directory_copies_only_needed_ranges(ext_model, tmp_path):
 def test_api_cut_reads_only_the_kept_tensors(ext_model):
     model, truth, path = ext_model
     result = graphfeat.cut(path, layers=["layer1"])
-    assert not graphfeat.io.external_tensors(result)  # self-contained
+    assert not external_tensors(result)  # self-contained
     x = image()
     np.testing.assert_allclose(run(result, x)["layer1"], run(expose(model, [truth["layer1"]]), x)[truth["layer1"]], rtol=1e-5)
 
 
 def _point_all_at(model_path: Path, location: str) -> None:
     model = onnx.load(model_path, load_external_data=False)
-    for t in graphfeat.io.external_tensors(model):
+    for t in external_tensors(model):
         for entry in t.external_data:
             if entry.key == "location":
                 entry.value = location
@@ -121,7 +123,7 @@ def test_result_over_the_protobuf_limit_uses_external_data(tmp_path, monkeypatch
     model, truth = resnet_like("mindspore")
     path = tmp_path / "m.onnx"
     onnx.save(model, path)
-    monkeypatch.setattr(graphfeat.io, "PROTO_LIMIT", graphfeat.io.LIMIT_MARGIN + 1)  # pretend 2 GB is 1 byte of data
+    monkeypatch.setattr(gsave, "PROTO_LIMIT", gsave.LIMIT_MARGIN + 1)  # pretend 2 GB is 1 byte of data
     out = graphfeat.cut_file(path, tmp_path / "big.onnx", layers=["layer3"])
     result = onnx.load(out, load_external_data=False)
     assert ext_locations(result) == {"big.onnx.data"}
@@ -164,7 +166,7 @@ def test_large_external_model_is_cut_without_reading_weights(tmp_path):
         growth_mb = cut_peak_growth_mb(path, dst, ["layer1"])
         assert growth_mb < 48, f"peak RSS grew by {growth_mb:.0f} MB: weights were read into memory"
         result = onnx.load(dst, load_external_data=False)
-        assert {t.name for t in graphfeat.io.external_tensors(result)} == {"layer1.scale.weight"}
+        assert {t.name for t in external_tensors(result)} == {"layer1.scale.weight"}
         assert [o.name for o in result.graph.output] == ["layer1"]
     assert (dst_dir / "feat.onnx.data").stat().st_size == KEPT_MB << 20  # only the needed tensor was copied
     assert not (src_dir / "big.features.onnx.data").exists()  # beside the input: referenced, not copied

@@ -19,8 +19,8 @@ from onnx_fixtures import (
 )
 
 import graphfeat
-from graphfeat.metadata import METADATA_KEY, PARTIAL_KEY, read_metadata
-from graphfeat.prune import cleanup
+from graphfeat.levels import METADATA_KEY, PARTIAL_KEY, read_metadata
+from graphfeat.graph import cleanup
 
 CASES = [
     (resnet_like, ["layer1", "layer2", "layer3", "layer4"]),

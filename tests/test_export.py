@@ -15,8 +15,9 @@ from mindspore import Tensor  # noqa: E402
 
 from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME, export_model  # noqa: E402
 from graphfeat.errors import GraphfeatError  # noqa: E402
-from graphfeat.metadata import read_metadata, strip_metadata  # noqa: E402
-from graphfeat.proof import prove_levels, run_onnxruntime  # noqa: E402
+from graphfeat.levels import read_metadata, strip_metadata  # noqa: E402
+from exporters.proof import prove_levels
+from graphfeat.runtime import run_onnxruntime  # noqa: E402
 
 from conftest import assert_close_rel, rand_images  # noqa: E402
 from ms_helpers import classifier, features, levels, representatives  # noqa: E402
@@ -179,7 +180,7 @@ def test_batch_proof_catches_a_baked_batch():
 def test_export_all_summary_table(exported):
     from dataclasses import asdict
 
-    from graphfeat.cli_export import summary_table
+    from graphfeat.cli._format import export_summary as summary_table
 
     _, _, report = exported("resnet18")
     table = summary_table([asdict(report)]).splitlines()

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx_fixtures import resnet_like
 
-import graphfeat.io as gio
+import graphfeat.onnxfile as gio
+from graphfeat.onnxfile.tensors import external_tensors
 from graphfeat import GraphfeatError
 
 CASES = int(os.environ.get("GRAPHFEAT_FUZZ_CASES", "500"))
@@ -59,7 +60,7 @@ def ext_dir(tmp_path_factory):
 def _with_entries(model: onnx.ModelProto, entries: list[tuple[str, str]]) -> onnx.ModelProto:
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    t = gio.external_tensors(copy)[0]
+    t = external_tensors(copy)[0]
     del t.external_data[:]
     for k, v in entries:
         t.external_data.add(key=k, value=v)
@@ -74,7 +75,7 @@ PATHISH = st.lists(st.sampled_from(list("./\\:~ab\x00\n") + ["..", "m.onnx.data"
 def test_only_the_real_data_file_is_accepted(ext_dir, location):
     """Any location string: accepted only if it names m.onnx.data inside the model directory."""
     path, model = ext_dir
-    t = gio.external_tensors(model)[0]
+    t = external_tensors(model)[0]
     offset = next(e.value for e in t.external_data if e.key == "offset")
     length = next(e.value for e in t.external_data if e.key == "length")
     candidate = _with_entries(model, [("location", location), ("offset", offset), ("length", length)])

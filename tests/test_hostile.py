@@ -21,10 +21,14 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx_fixtures import add_metadata, expose, image, resnet_like, run
 
 import graphfeat
-import graphfeat.io as gio
+import graphfeat.onnxfile as gio
+import graphfeat.onnxfile.external as gexternal
+import graphfeat.onnxfile.fileio as fileio
+import graphfeat.onnxfile.save as gsave
+from graphfeat.onnxfile.tensors import external_tensors
 from graphfeat import GraphfeatError
 from graphfeat.cli import main
-from graphfeat.metadata import METADATA_KEY
+from graphfeat.levels import METADATA_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +72,7 @@ def save_external(model: onnx.ModelProto, path: Path) -> Path:
 def set_entries(path: Path, entries: list[tuple[str, str]], which: str = "all") -> None:
     """Replace the external_data entries of every (or the first) external tensor of the file."""
     model = gio.load_model(path)
-    tensors = gio.external_tensors(model)
+    tensors = external_tensors(model)
     for t in tensors if which == "all" else tensors[:1]:
         del t.external_data[:]
         for key, value in entries:
@@ -197,7 +201,7 @@ def test_external_entry_that_is_not_utf8_is_refused(ext_model, field, capsys):
 def test_checksum_is_accepted(ext_model):
     model, truth, path = ext_model
     loaded = gio.load_model(path)
-    for t in gio.external_tensors(loaded):
+    for t in external_tensors(loaded):
         t.external_data.add(key="checksum", value="not-verified")
     path.write_bytes(loaded.SerializeToString())
     x = image()
@@ -216,7 +220,7 @@ def test_swapped_in_symlink_after_validation_is_not_followed(ext_model, tmp_path
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "m.onnx.data").write_bytes((sub / "m.onnx.data").read_bytes())
-    real = gio._open_checked
+    real = gexternal.open_checked
 
     def swap(rng):  # the lstat walk has passed; the attacker swaps before the open
         if what == "file" and not (sub / "m.onnx.data").is_symlink():
@@ -227,14 +231,14 @@ def test_swapped_in_symlink_after_validation_is_not_followed(ext_model, tmp_path
             sub.symlink_to(elsewhere)
         return real(rng)
 
-    monkeypatch.setattr(gio, "_open_checked", swap)
+    monkeypatch.setattr(gexternal, "open_checked", swap)
     with pytest.raises(GraphfeatError, match="cannot open external data"):
         graphfeat.cut(path, layers=["layer1"])
 
 
 def set_entries_location(path: Path, location: str) -> None:
     model = onnx.load(path, load_external_data=False)  # the test's own file; graphfeat never calls this
-    for t in gio.external_tensors(model):
+    for t in external_tensors(model):
         for e in t.external_data:
             if e.key == "location":
                 e.value = location
@@ -291,7 +295,7 @@ def copy_job(ext_model, tmp_path):
 @pytest.mark.parametrize("when", ["data", "model"])
 def test_failed_write_leaves_nothing(copy_job, monkeypatch, when, capsys):
     path, dst_dir = copy_job
-    real = gio._write_all
+    real = fileio.write_all
 
     def boom(f, data):
         if when == "model" or len(data) < 1 << 20:  # model payload (or the first data chunk)
@@ -301,9 +305,9 @@ def test_failed_write_leaves_nothing(copy_job, monkeypatch, when, capsys):
 
     if when == "data":
         monkeypatch.setattr(os, "sendfile", lambda *a: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
-        monkeypatch.setattr(gio.os, "pread", lambda fd, n, off: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+        monkeypatch.setattr(os, "pread", lambda fd, n, off: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
     else:
-        monkeypatch.setattr(gio, "_write_all", boom)
+        monkeypatch.setattr(fileio, "write_all", boom)
     with pytest.raises(OSError) as err:  # an OutputError: both a GraphfeatError and an OSError
         graphfeat.cut_file(path, dst_dir / "out.onnx", layers=["layer1"])
     assert isinstance(err.value, GraphfeatError) and err.value.errno == errno.ENOSPC
@@ -315,7 +319,7 @@ def test_failed_write_leaves_nothing(copy_job, monkeypatch, when, capsys):
 
 def test_keyboard_interrupt_while_staging_leaves_nothing(copy_job, monkeypatch):
     path, dst_dir = copy_job
-    real = gio._copy_range_job
+    real = gsave._copy_range_job
     calls = []
 
     def interrupted(rng):
@@ -329,7 +333,7 @@ def test_keyboard_interrupt_while_staging_leaves_nothing(copy_job, monkeypatch):
 
         return run_job
 
-    monkeypatch.setattr(gio, "_copy_range_job", interrupted)
+    monkeypatch.setattr(gsave, "_copy_range_job", interrupted)
     with pytest.raises(KeyboardInterrupt):
         graphfeat.cut_file(path, dst_dir / "out.onnx", layers=["layer2"])
     assert listing(dst_dir) == []
@@ -346,7 +350,7 @@ def test_failure_between_the_two_renames_removes_the_new_data_file(copy_job, mon
             raise KeyboardInterrupt
         real(a, b)
 
-    monkeypatch.setattr(gio.os, "replace", second_fails)
+    monkeypatch.setattr(os, "replace", second_fails)
     with pytest.raises(KeyboardInterrupt):
         graphfeat.cut_file(path, dst_dir / "out.onnx", layers=["layer1"])
     assert [Path(c).name for c in calls] == ["out.onnx.data", "out.onnx"]
@@ -361,7 +365,7 @@ def test_failed_overwrite_keeps_the_old_output(model_path, monkeypatch):
     def boom(f, data):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(gio, "_write_all", boom)
+    monkeypatch.setattr(fileio, "write_all", boom)
     with pytest.raises(GraphfeatError, match="Input/output error"):
         graphfeat.cut_file(model_path, layers=["layer1"], force=True)
     assert out.read_bytes() == b"old result"
@@ -600,7 +604,7 @@ def test_onnx_has_the_external_data_fixes():
 
 
 def test_graphfeat_never_uses_onnx_external_data_helpers():
-    """Loading, copying and saving external data is graphfeat.io's own code; onnx's helpers follow
+    """Loading, copying and saving external data is graphfeat.onnxfile's own code; onnx's helpers follow
     whatever the file says (and with an empty base directory, symlinks too)."""
     forbidden = re.compile(
         r"\b(load_external_data_for_model|load_external_data_for_tensor|save_external_data|"
@@ -614,5 +618,6 @@ def test_graphfeat_never_uses_onnx_external_data_helpers():
         if forbidden.search(line)
     ]
     assert hits == []
-    checker_calls = [s.name for s in (ROOT / "graphfeat").glob("*.py") if "checker.check_model(str(" in s.read_text()]
-    assert checker_calls == ["check.py"]  # only on the weight-free skeleton in a private temp directory
+    checker_calls = [s.relative_to(ROOT).as_posix() for s in (ROOT / "graphfeat").rglob("*.py")
+                     if "checker.check_model(str(" in s.read_text()]
+    assert checker_calls == ["graphfeat/graph/check.py"]  # only on the weight-free skeleton in a private temp directory

@@ -7,11 +7,11 @@ from onnx_fixtures import add_metadata, features_like, hrnet_like, resnet_like
 
 from graphfeat import GraphfeatError
 from graphfeat.graph import GraphIndex
-from graphfeat.metadata import strip_metadata
-from graphfeat.modules import full_paths
-from graphfeat.params import op_types_for
+from graphfeat.levels import strip_metadata
+from graphfeat.resolve.modules import full_paths
+from graphfeat.resolve.params import op_types_for
 from graphfeat.resolve import Resolver
-from graphfeat.scope import node_scopes
+from graphfeat.resolve.scope import node_scopes
 
 SCOPED = ("torchscript", "dynamo", "namespace")
 BY_STYLE = {"torchscript": "scope", "dynamo": "scope", "namespace": "scope", "mindspore": "parameters"}

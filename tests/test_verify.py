@@ -15,8 +15,8 @@ import mindspore as ms  # noqa: E402
 import graphfeat  # noqa: E402
 from graphfeat import FeaturePyramid  # noqa: E402
 from graphfeat.errors import GraphfeatError  # noqa: E402
-from graphfeat.proof import compare_level  # noqa: E402
-from graphfeat.verify import verify  # noqa: E402
+from graphfeat.runtime import compare_level  # noqa: E402
+from graphfeat import verify  # noqa: E402
 
 from conftest import rand_images  # noqa: E402
 from ms_helpers import classifier, features, levels, representatives  # noqa: E402

@@ -15,9 +15,10 @@ from onnx_fixtures import cut_peak_growth_mb, expose, image, resnet_like, run, s
 
 import graphfeat
 from graphfeat import GraphfeatError
-from graphfeat.cut import cut_model
-from graphfeat.io import load_model, load_skeleton, save_model
-from graphfeat.wire import DEFER_MIN_BYTES
+from graphfeat import cut_model
+from graphfeat.onnxfile import load_model, load_skeleton, materialize_deferred, save_model
+from graphfeat.onnxfile.tensors import external_tensors
+from graphfeat.onnxfile import DEFER_MIN_BYTES
 
 LAYERS = ["layer2", "layer4"]
 
@@ -78,7 +79,7 @@ def test_embedded_and_external_weights_in_one_model(embedded, tmp_path):
     copy = onnx.ModelProto.FromString(model.SerializeToString())  # onnx.save would externalize model itself
     onnx.save(copy, src, save_as_external_data=True, location="resnet.onnx.data", size_threshold=20000)
     skeleton, deferred = load_skeleton(src)
-    assert deferred is not None and graphfeat.io.external_tensors(skeleton)  # both kinds present
+    assert deferred is not None and external_tensors(skeleton)  # both kinds present
     out = graphfeat.cut_file(src, tmp_path / "features.onnx", layers=LAYERS)  # another directory: data copied
     x = image()
     want = run(expose(model, [truth[n] for n in LAYERS]), x)
@@ -188,7 +189,7 @@ def _outcome(load, path: Path):
         return "error", str(exc)
     if isinstance(model, tuple):  # load_skeleton: read the deferred data back in
         model, deferred = model
-        graphfeat.io.materialize_deferred(model, deferred)
+        materialize_deferred(model, deferred)
     return "ok", model.SerializeToString()
 
 

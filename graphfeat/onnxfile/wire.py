@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import onnx
+
+from ..errors import GraphfeatError
+from . import fileio
 
 _LEN = 2  # wire type of strings, bytes and messages
 _MODEL_GRAPH = 7  # ModelProto.graph
@@ -53,8 +56,6 @@ class Deferred:
 
     def open(self) -> int:
         """A read-only descriptor of the source file, after checking it is still the scanned file."""
-        from .errors import GraphfeatError
-
         fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         if _identity(os.fstat(fd)) != self.identity:
             os.close(fd)
@@ -221,19 +222,13 @@ def _split(data: bytes, number: int) -> tuple[bytes, bytes]:
     return bytes(low), bytes(high)
 
 
-def write(
-    out: BinaryIO,
-    model: onnx.ModelProto,
-    deferred: Deferred,
-    write_all: Callable[[BinaryIO, bytes], None],
-    copy_range: Callable[[BinaryIO, int, int, int, Path], None],
-) -> None:
+def write(out: BinaryIO, model: onnx.ModelProto, deferred: Deferred) -> None:
     """Serialize ``model`` to ``out``, streaming the data of its deferred initializers (those named in
-    ``deferred`` and holding no data) from the source file with ``copy_range(out, fd, offset, length, path)``."""
+    ``deferred`` and holding no data) from the source file."""
     graph = model.graph
     todo = {k: deferred.ranges[t.name] for k, t in enumerate(graph.initializer) if is_pending(t, deferred)}
     if not todo:
-        write_all(out, model.SerializeToString())
+        fileio.write_all(out, model.SerializeToString())
         return
     head = onnx.ModelProto()
     head.CopyFrom(model)
@@ -258,13 +253,13 @@ def write(
     graph_size = len(graph_low) + initializers + len(graph_high)
     fd = deferred.open()
     try:
-        write_all(out, model_low + _key(_MODEL_GRAPH) + _encode_varint(graph_size) + graph_low)
+        fileio.write_all(out, model_low + _key(_MODEL_GRAPH) + _encode_varint(graph_size) + graph_low)
         for piece in pieces:
             if isinstance(piece, bytes):
-                write_all(out, piece)
+                fileio.write_all(out, piece)
             else:
-                copy_range(out, fd, *piece, deferred.path)
-        write_all(out, graph_high + model_high)
+                fileio.copy_fd_range(out, fd, *piece, deferred.path)
+        fileio.write_all(out, graph_high + model_high)
     finally:
         os.close(fd)
 

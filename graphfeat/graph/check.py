@@ -17,9 +17,8 @@ from pathlib import Path
 import onnx
 from onnx import external_data_helper
 
-from .errors import GraphfeatError
-from .io import all_tensors, tensor_nbytes
-from .wire import DEFER_MIN_BYTES
+from ..errors import GraphfeatError
+from ..onnxfile import DEFER_MIN_BYTES, all_tensors, tensor_nbytes
 
 #: tensors up to this size keep their data in the skeleton (shape constants); the same bound as
 #: the wire scan's, so an initializer whose data was left in the file is always stubbed
@@ -93,10 +92,18 @@ def _has_large_attr_tensor(node: onnx.NodeProto) -> bool:
     return any(a.HasField("t") and _is_large(a.t) for a in node.attribute)
 
 
-def _infer(sk: onnx.ModelProto) -> onnx.ModelProto:
+def _inference(sk: onnx.ModelProto, strict: bool) -> onnx.ModelProto:
+    """The one call of onnx shape inference in graphfeat. ``strict``: type-checking, and a failure is a
+    GraphfeatError; otherwise best effort, and a model inference rejects comes back as it is."""
     try:
-        return onnx.shape_inference.infer_shapes(sk, check_type=False, strict_mode=False, data_prop=True)
-    except Exception:  # noqa: BLE001 - inference is best effort here; the checker decides validity
+        return onnx.shape_inference.infer_shapes(sk, check_type=strict, strict_mode=strict, data_prop=True)
+    except _ONNX_ERRORS as exc:
+        if strict:
+            raise GraphfeatError(f"the resulting model fails onnx shape inference (strict): {exc}") from None
+        return sk
+    except Exception:  # noqa: BLE001 - best effort: the checker decides validity
+        if strict:
+            raise
         return sk
 
 
@@ -106,7 +113,7 @@ def infer_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     Dynamic dims keep their ``dim_param`` names. A model inference rejects
     yields only the declared types (inputs, outputs, value_info, initializers).
     """
-    inferred = _infer(skeleton(model)[0])
+    inferred = _inference(skeleton(model)[0], strict=False)
     types: dict[str, onnx.TypeProto] = {}
     for t in model.graph.initializer:
         tp = onnx.TypeProto()
@@ -134,10 +141,7 @@ def check_model(model: onnx.ModelProto) -> None:
     """
     direct = _checks_directly(model)
     sk, need = (model, 0) if direct else skeleton(model)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(sk, check_type=True, strict_mode=True, data_prop=True)
-    except _ONNX_ERRORS as exc:
-        raise GraphfeatError(f"the resulting model fails onnx shape inference (strict): {exc}") from None
+    inferred = _inference(sk, strict=True)
     found = {vi.name: vi for vi in inferred.graph.output if _typed(vi)}  # inference fills untyped outputs
     missing = [vi.name for vi in model.graph.output if not _typed(vi) and vi.name not in found]
     if missing:

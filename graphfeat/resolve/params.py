@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import re
 
-from .errors import GraphfeatError
-from .graph import GraphIndex
+from ..errors import GraphfeatError
+from ..graph import GraphIndex
 from .modules import ModuleStrategy
-from .region import ambiguous, canonical, chain_units, entries, exits, extend_tail, hull
+from ..graph.region import ambiguous, canonical, chain_units, entries, exits, extend_tail, hull
 
 _PARAM = re.compile(r"^[A-Za-z_][\w\-]*(\.[\w\-]+)+$")
 _ACTIVATIONS = {

@@ -1,9 +1,9 @@
 """``graphfeat cut``: keep a model's feature layers as its outputs, drop the rest.
 
-Data flows one way: load (:mod:`graphfeat.io`), resolve names
-(:mod:`graphfeat.resolve`), edit the outputs (:mod:`graphfeat.edit`), clean up
-(:mod:`graphfeat.prune`), check and type the outputs (:mod:`graphfeat.check`),
-record the kept levels (:mod:`graphfeat.metadata`), save.
+Data flows one way: load (:mod:`graphfeat.onnxfile`), resolve names
+(:mod:`graphfeat.resolve`), edit the outputs, clean up, check and type the
+outputs (:mod:`graphfeat.graph`), record the kept levels
+(:mod:`graphfeat.levels`), save.
 
 The record lists exactly the kept levels, renumbered, with ``tensor`` = the
 output name and ``source_index`` = the level's original position. Levels
@@ -18,6 +18,7 @@ read but ``graphfeat.feature_info()`` refuses.
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 from collections.abc import Sequence
@@ -27,12 +28,10 @@ from typing import Any
 
 import onnx
 
-from .check import check_model
-from .edit import set_outputs
 from .errors import GraphfeatError
-from .feature_info import normalize_out_indices
-from .graph import GraphIndex
-from .io import (
+from .graph import GraphIndex, check_model, cleanup, set_outputs, shape_of
+from .levels import build_record, level_dims, normalize_out_indices, read_feature_record, write_feature_record
+from .onnxfile import (
     as_path,
     check_destination,
     check_sane,
@@ -41,10 +40,7 @@ from .io import (
     materialize_external_data,
     save_model,
 )
-from .metadata import METADATA_KEY, read_feature_record, write_feature_record
-from .modules import Resolution, shape_of
-from .prune import cleanup
-from .resolve import Resolver
+from .resolve import Resolution, Resolver
 
 
 @contextmanager
@@ -150,7 +146,7 @@ def cut_model(
     # renames keep the order and new Identity nodes go last: a sorted graph stays sorted
     cleanup(model, assume_sorted=index.order == list(range(len(index.nodes))))
     check_model(model)  # strict shape inference (types the new outputs) + checker
-    write_feature_record(model, _record(index, resolver, picked, pairs, model))
+    write_feature_record(model, _record(index, picked, pairs, model))
     return picked
 
 
@@ -177,7 +173,7 @@ def _select(resolver: Resolver, layers, indices, tensors) -> list[Resolution]:
         levels = resolver.levels()
         if not levels:
             raise GraphfeatError("the model lists no feature layers, so --indices cannot select any; use --layers or --tensors")
-        return [levels[i] for i in normalize_out_indices(values, len(levels))]
+        return [dataclasses.replace(levels[i], source_index=i) for i in normalize_out_indices(values, len(levels))]
     if len(set(values)) != len(values):
         raise GraphfeatError(f"--layers names a layer twice: {values}")
     picked = [resolver.resolve(name) for name in values]
@@ -191,54 +187,22 @@ def _feature_order(index: GraphIndex, picked: list[Resolution]) -> list[Resoluti
     return sorted(picked, key=lambda r: index.pos[index.producer[r.tensor]])
 
 
-def _record(index: GraphIndex, resolver: Resolver, picked: list[Resolution], pairs, model) -> dict[str, Any]:
+def _record(index: GraphIndex, picked: list[Resolution], pairs, model: onnx.ModelProto) -> dict[str, Any]:
     """The metadata for the kept levels: renumbered, ``tensor`` = output name, ``source_index`` kept."""
-    base = read_feature_record(index.model)[0] or {}
-    record: dict[str, Any] = {k: v for k, v in base.items() if k != "levels"}
-    record.setdefault("schema", 1)
-    inputs = {vi.name: shape_of(vi.type) for vi in model.graph.input}
-    in_shape = inputs.get(index.inputs[0]) if index.inputs else None
-    if "input" not in record and index.inputs:
-        record["input"] = {"name": index.inputs[0], "shape": in_shape}
-        if in_shape and len(in_shape) == 4 and all(isinstance(d, int) for d in in_shape[2:]):
-            record["input_size"] = [in_shape[2], in_shape[3]]
+    base = read_feature_record(index.model)[0]
+    in_name = index.inputs[0] if index.inputs else None
+    in_shape = next((shape_of(vi.type) for vi in model.graph.input if vi.name == in_name), None)
     out_shapes = {vi.name: shape_of(vi.type) for vi in model.graph.output}
-    listed = resolver.listed_levels()  # only if --indices already listed them
-    listing = {r.name: i for i, r in enumerate(listed)} if listed and not base else {}
     levels = []
-    for i, (res, (out_name, _)) in enumerate(zip(picked, pairs)):
+    for res, (out_name, _) in zip(picked, pairs):
         if res.level is not None:
             level = dict(res.level)
             level["source_index"] = res.level.get("source_index", res.level.get("index"))
         else:
             chs, red = level_dims(out_shapes.get(out_name), in_shape)
             level = {"name": res.name, "chs": chs, "reduction": red}
-            if res.name in listing:
-                level["source_index"] = listing[res.name]
-        level["index"] = i
+            if res.source_index is not None and base is None:
+                level["source_index"] = res.source_index
         level["tensor"] = out_name
         levels.append(level)
-    record["levels"] = levels
-    return record
-
-
-def level_dims(shape: list | None, input_shape: list | None) -> tuple[int | None, int | None]:
-    """``(chs, reduction)`` of an NCHW feature tensor from its shape and the input's; None where unknown.
-
-    ``chs`` is dim 1 when static. ``reduction`` is input H / feature H when
-    both are static, divide exactly and agree with W; otherwise None — it is
-    never guessed.
-    """
-    if not shape or len(shape) != 4:
-        return None, None
-    chs = shape[1] if isinstance(shape[1], int) and shape[1] > 0 else None
-    red = None
-    inp = input_shape
-    if inp and len(inp) == 4 and all(isinstance(d, int) and d > 0 for d in (*inp[2:], *shape[2:])):
-        (ih, iw), (h, w) = inp[2:], shape[2:]
-        if ih % h == 0 and iw % w == 0 and ih // h == iw // w:
-            red = ih // h
-    return chs, red
-
-
-__all__ = ["METADATA_KEY", "cut", "cut_file", "cut_model", "default_output", "level_dims"]
+    return build_record(levels, base=base, input_name=in_name, input_shape=in_shape)

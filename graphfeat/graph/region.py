@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
-from .errors import GraphfeatError
-from .graph import GraphIndex
+from ..errors import GraphfeatError
+from .index import GraphIndex
 
 #: ops that pass their input through unchanged (in inference)
 COPY_OPS = {"Identity", "Dropout"}

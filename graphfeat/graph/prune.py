@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 import onnx
 
-from .graph import GraphIndex, node_inputs, subgraphs
+from .index import GraphIndex, node_inputs, subgraphs
 
 
 def needed_tensors(graph: onnx.GraphProto) -> tuple[set[str], list[onnx.NodeProto]]:

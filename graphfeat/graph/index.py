@@ -14,7 +14,9 @@ from functools import cached_property
 import networkx as nx
 import onnx
 
-from .errors import GraphfeatError
+from ..errors import GraphfeatError
+from .check import infer_types
+from .shapes import Shape, real_inputs, shape_of
 
 SOURCE = "__graphfeat_source__"
 SINK = "__graphfeat_sink__"
@@ -84,9 +86,7 @@ class GraphIndex:
         self.nodes: list[onnx.NodeProto] = list(graph.node)
         self.initializers: dict[str, onnx.TensorProto] = {t.name: t for t in graph.initializer}
         self.sparse_initializers = {s.values.name for s in graph.sparse_initializer}
-        self.inputs: list[str] = [
-            i.name for i in graph.input if i.name not in self.initializers and i.name not in self.sparse_initializers
-        ]
+        self.inputs: list[str] = [i.name for i in real_inputs(graph)]
         self.outputs: list[str] = [o.name for o in graph.output]
         self.inputs_of: list[list[str]] = [node_inputs(n) for n in self.nodes]
         self.producer: dict[str, int] = {}
@@ -241,6 +241,8 @@ class GraphIndex:
     @cached_property
     def types(self) -> dict[str, onnx.TypeProto]:
         """Types of every tensor as ``onnx.shape_inference`` sees them (inferred on first use)."""
-        from .check import infer_types  # local: check depends on io, not on graph
-
         return infer_types(self.model)
+
+    def shape(self, tensor: str) -> Shape | None:
+        """The inferred shape of ``tensor`` (see :func:`graphfeat.graph.shapes.shape_of`)."""
+        return shape_of(self.types.get(tensor))

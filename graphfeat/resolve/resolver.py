@@ -11,14 +11,12 @@ from __future__ import annotations
 import difflib
 from functools import cached_property
 
-from .errors import GraphfeatError
-from .graph import GraphIndex
-from .metadata import read_feature_record
-from .modules import Resolution, tensor_shape
+from ..errors import GraphfeatError
+from ..graph import GraphIndex
+from .metadata import MetadataStrategy
+from .modules import Resolution
 from .params import ParameterStrategy
 from .scope import ScopeStrategy
-
-__all__ = ["MetadataStrategy", "Resolution", "Resolver"]
 
 #: ops whose output starts a classifier head rather than ending a feature level
 HEAD_OPS = {"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "ReduceMean", "ReduceMax", "Flatten"}
@@ -27,40 +25,6 @@ NO_METADATA = (
     "This file has no graphfeat metadata, so names are resolved from its structure alone; a level that a "
     "model's feature wrapper defines (not one module's return value) needs the metadata `graphfeat export` records."
 )
-
-
-class MetadataStrategy:
-    """Strategy (a): the levels recorded by ``graphfeat export`` or a previous cut."""
-
-    resolved_by = "metadata"
-
-    def __init__(self, index: GraphIndex):
-        self.index = index
-        record, self.complete = read_feature_record(index.model)
-        self.record = record
-        self.levels: list[dict] = list(record["levels"]) if record else []
-        self.by_name = {lv["name"]: lv for lv in self.levels}
-
-    @property
-    def available(self) -> bool:
-        return bool(self.levels)
-
-    def known_names(self) -> list[str]:
-        return list(self.by_name)
-
-    def layer_names(self) -> list[str]:
-        return [lv["name"] for lv in self.levels]
-
-    def resolve(self, name: str) -> Resolution | None:
-        level = self.by_name.get(name)
-        if level is None:
-            return None
-        if level["tensor"] not in self.index.tensor_names:
-            raise GraphfeatError(
-                f"the graphfeat metadata maps layer '{name}' to tensor '{level['tensor']}', "
-                "which is not in the graph; the metadata is stale — re-export or re-cut the model"
-            )
-        return Resolution(name, level["tensor"], self.resolved_by, level)
 
 
 class Resolver:
@@ -137,7 +101,7 @@ class Resolver:
                     self.check_feature(name, res.tensor)
                 except GraphfeatError:
                     continue
-                shape = tensor_shape(self.index, res.tensor)
+                shape = self.index.shape(res.tensor)
                 producer = self.index.nodes[self.index.producer[res.tensor]]
                 if res.tensor in seen or (shape is not None and len(shape) < 3) or producer.op_type in HEAD_OPS:
                     continue
@@ -149,10 +113,6 @@ class Resolver:
         found.sort(key=lambda r: self.index.pos[producer[r.tensor]])
         self._levels = found
         return found
-
-    def listed_levels(self) -> list[Resolution] | None:
-        """The levels if :meth:`levels` has already computed them, else None."""
-        return self._levels
 
     def unknown(self, name: str) -> GraphfeatError:
         """The error for a name no strategy knows: the available layers and the closest names."""

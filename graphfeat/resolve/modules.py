@@ -17,18 +17,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import GraphfeatError
-from .graph import GraphIndex
+from ..errors import GraphfeatError
+from ..graph import GraphIndex
 
 
 @dataclass(frozen=True)
 class Resolution:
-    """A layer name resolved to a tensor, and how (``metadata``, ``scope``, ``parameters``, ``tensor``)."""
+    """A layer name resolved to a tensor, and how (``metadata``, ``scope``, ``parameters``, ``tensor``).
+
+    ``level`` is the metadata level it came from, if any; ``source_index`` its
+    position in the listing it was selected from (``--indices``), if any.
+    """
 
     name: str
     tensor: str
     resolved_by: str
     level: dict[str, Any] | None = field(default=None, compare=False)
+    source_index: int | None = field(default=None, compare=False)
 
 
 def full_paths(parts: Iterable[str]) -> list[str]:
@@ -126,27 +131,7 @@ class ModuleStrategy:
             return None
         if res is None:
             return None
-        shape = tensor_shape(self.index, res.tensor)
+        shape = self.index.shape(res.tensor)
         if shape is None or len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
             return None
         return shape[2], shape[3]
-
-
-def shape_of(tp) -> list[int | str | None] | None:
-    """A TypeProto's shape: ints, ``dim_param`` names, None for unknown dims; None if no shape."""
-    if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
-        return None
-    dims: list[int | str | None] = []
-    for d in tp.tensor_type.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        elif d.HasField("dim_param"):
-            dims.append(d.dim_param)
-        else:
-            dims.append(None)
-    return dims
-
-
-def tensor_shape(index: GraphIndex, tensor: str) -> list[int | str | None] | None:
-    """The inferred shape of ``tensor`` (see :func:`shape_of`)."""
-    return shape_of(index.types.get(tensor))

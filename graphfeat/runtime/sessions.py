@@ -1,12 +1,13 @@
 """Run an ONNX model on one of several runtimes, behind one function."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import onnx
 
-from .errors import GraphfeatError
+from ..errors import GraphfeatError
+from ..graph import expose
 
 RUNTIMES = ("onnxruntime", "openvino", "reference")
 
@@ -61,3 +62,15 @@ def session(model: onnx.ModelProto, runtime: str = "onnxruntime", providers=None
         raise
     except Exception as exc:  # each runtime raises its own types
         raise GraphfeatError(f"{runtime} cannot load the model: {str(exc).strip().splitlines()[0]}") from None
+
+
+def run_onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
+                    outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Run ``model`` on the CPU with ONNX Runtime; ``outputs`` may name intermediate tensors."""
+    if outputs is not None:
+        model = expose(model, outputs)
+    run = session(model, "onnxruntime")
+    try:
+        return run(feeds)
+    except Exception as exc:  # ORT raises its own exception types
+        raise GraphfeatError(f"ONNX Runtime could not run the model: {str(exc).strip().splitlines()[0]}") from None

@@ -1,7 +1,8 @@
-"""The surgery: make resolved tensors the graph outputs, named after their layers.
+"""Setting a graph's outputs: the one way graphfeat does it (the cut, the export, probe runs).
 
-Edits only rewrite ``graph.output`` (and add an ``Identity`` per renamed
-output); :func:`graphfeat.prune.cleanup` removes what becomes dead.
+Edits only rewrite ``graph.output`` (renaming tensors, or adding an
+``Identity`` where a tensor cannot be renamed); :func:`.prune.cleanup`
+removes what becomes dead.
 """
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from collections.abc import Mapping, Sequence
 
 import onnx
 
-from .errors import GraphfeatError
-from .graph import GraphIndex, subgraphs
+from ..errors import GraphfeatError
+from .check import infer_types
+from .index import GraphIndex, subgraphs
 
 
 def set_outputs(
@@ -28,7 +30,7 @@ def set_outputs(
     already used by another internal tensor moves that tensor aside
     (``name__1``); a name held by a graph input, initializer or kept output is
     refused. With ``types``, each output gets its tensor's type; without,
-    outputs are left untyped for :func:`graphfeat.check.type_outputs`.
+    outputs are left untyped for :func:`.check.check_model` to type.
     """
     graph = model.graph
     original = list(graph.output)
@@ -61,7 +63,7 @@ def set_outputs(
                 if current == out_name:
                     current = fresh
             if current in index.producer or current in alias.values():
-                renameable = current not in original_names and current not in serving
+                renameable = current not in kept_names and current not in serving
             else:
                 renameable = False
             if renameable:
@@ -85,6 +87,25 @@ def set_outputs(
         new_outputs.extend(o for o in original if o.name not in names)
     del graph.output[:]
     graph.output.extend(new_outputs)
+
+
+def expose(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
+    """A copy of ``model`` whose outputs are exactly the tensors ``names``, unrenamed and unpruned
+    (to read intermediate tensors on a runtime). Outputs carry their element type, shapes left open."""
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(model)
+    index = GraphIndex(exposed)
+    known = {vi.name: vi.type for vi in (*model.graph.input, *model.graph.output, *model.graph.value_info)}
+    if any(n not in known for n in names):
+        known = {**infer_types(model), **known}
+    types = {}
+    for name in names:
+        tp = onnx.TypeProto()
+        elem = known[name].tensor_type.elem_type if name in known else 0
+        tp.tensor_type.elem_type = elem or onnx.TensorProto.FLOAT
+        types[name] = tp
+    set_outputs(exposed, index, [(n, n) for n in names], types)
+    return exposed
 
 
 def _fresh(name: str, taken: set[str]) -> str:

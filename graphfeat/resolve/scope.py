@@ -18,10 +18,10 @@ import ast
 
 import onnx
 
-from .errors import GraphfeatError
-from .graph import GraphIndex
+from ..errors import GraphfeatError
+from ..graph import GraphIndex
 from .modules import ModuleStrategy, full_paths
-from .region import ambiguous, canonical, exits, hull
+from ..graph.region import ambiguous, canonical, exits, hull
 
 NAME_SCOPES = "pkg.torch.onnx.name_scopes"
 NAMESPACE = "namespace"

@@ -7,11 +7,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import GraphfeatError
-from .feature_info import FeatureInfo
-from .io import load_model, materialize_external_data
-from .metadata import read_metadata
-from .runtimes import session
+from ..errors import GraphfeatError
+from ..graph import input_spec
+from ..levels import FeatureInfo, read_metadata
+from ..onnxfile import load_model, materialize_external_data
+from .sessions import session
 
 
 class FeaturePyramid:
@@ -35,11 +35,7 @@ class FeaturePyramid:
             raise GraphfeatError(f"'{path}' records levels that are not outputs; cut it with graphfeat cut first")
         self.feature_info = FeatureInfo(levels)
         self._tensors = [lv["tensor"] for lv in levels]
-        initializers = {t.name for t in model.graph.initializer}
-        graph_input = next(i for i in model.graph.input if i.name not in initializers)
-        self.input_name = graph_input.name
-        self.input_shape = [d.dim_value if d.HasField("dim_value") else None
-                            for d in graph_input.type.tensor_type.shape.dim]
+        self.input_name, self.input_shape = input_spec(model)
         materialize_external_data(model, self.path.parent)
         self._run = session(model, runtime, providers)
         self.runtime = runtime

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from .errors import GraphfeatError
-from .info import Level
+from ..errors import GraphfeatError
+from ..info import Level
 
 
 def _pyplot():

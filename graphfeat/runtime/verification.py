@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -10,10 +9,13 @@ from typing import Sequence
 import numpy as np
 import onnx
 
-from .errors import GraphfeatError
-from .metadata import read_metadata
-from .proof import DEFAULT_RTOL, LevelMetrics, compare_level
-from .runtimes import session
+from ..errors import GraphfeatError
+from ..graph import input_spec
+from ..levels import read_metadata
+from ..onnxfile import load_model, materialize_external_data
+from .compare import DEFAULT_RTOL, LevelMetrics, compare_level
+from .sessions import session
+from .workers import mindspore_levels
 
 
 @dataclass
@@ -33,16 +35,6 @@ class VerifyReport:
         return {"model": self.model, "runtime": self.runtime, "input_shape": list(self.input_shape),
                 "ok": self.ok, "levels": [m.as_dict() for m in self.levels]}
 
-    def table(self) -> str:
-        rows = [f"{'level':<16} {'shape':<20} {'max_abs':>10} {'max_rel':>10} {'cosine':>10}  result"]
-        for m in self.levels:
-            shape = "x".join(str(d) for d in m.shape)
-            verdict = "ok" if m.ok else "FAIL" + (f" ({m.note})" if m.note else "")
-            rows.append(f"{m.name:<16} {shape:<20} {m.max_abs:>10.2e} {m.max_rel:>10.2e} {m.cosine:>10.6f}  {verdict}")
-        rows.append(f"{self.runtime}: {'all levels pass' if self.ok else 'FAILED'} "
-                    f"(input {'x'.join(str(d) for d in self.input_shape)})")
-        return "\n".join(rows)
-
 
 def _levels_of(model: onnx.ModelProto, path: str) -> list[dict]:
     record = read_metadata(model)
@@ -55,12 +47,6 @@ def _levels_of(model: onnx.ModelProto, path: str) -> list[dict]:
         raise GraphfeatError(f"levels {missing} of '{path}' are not graph outputs; "
                              f"cut the model first: graphfeat cut {path} --layers {' '.join(missing)}")
     return record["levels"]
-
-
-def _input_spec(model: onnx.ModelProto) -> tuple[str, list]:
-    graph_input = next(i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer})
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in graph_input.type.tensor_type.shape.dim]
-    return graph_input.name, dims
 
 
 def reference_inputs(reference: str | os.PathLike, names: Sequence[str], batch: int | None) -> tuple[np.ndarray, list]:
@@ -79,21 +65,6 @@ def reference_inputs(reference: str | os.PathLike, names: Sequence[str], batch: 
         x = np.concatenate([x] * reps)[:batch]
         expected = [np.concatenate([e] * reps)[:batch] for e in expected]
     return x, expected
-
-
-def mindspore_levels(model_name: str, names: Sequence[str], x: np.ndarray, checkpoint: str = "",
-                     seed: int = 0) -> list[np.ndarray]:
-    """The MindSpore feature levels ``names`` on ``x``, computed in a worker process."""
-    from .mindspore_jobs import run_job
-
-    with tempfile.TemporaryDirectory(prefix="graphfeat-verify-") as tmp:
-        np.save(os.path.join(tmp, "input.npy"), x)
-        out = os.path.join(tmp, "levels.npz")
-        run_job("levels", {"model": model_name, "names": list(names), "input": os.path.join(tmp, "input.npy"),
-                           "output": out, "checkpoint": os.path.abspath(checkpoint) if checkpoint else "",
-                           "seed": seed}, what=f"MindSpore reference for {model_name}")
-        data = np.load(out)
-        return [data[f"level/{n}"] for n in names]
 
 
 def verify(path: str | os.PathLike, *, model: str | None = None, checkpoint: str = "",
@@ -118,13 +89,11 @@ def verify_runtimes(path: str | os.PathLike, *, model: str | None = None, checkp
     runtimes = list(dict.fromkeys(runtimes))
     if not runtimes:
         raise GraphfeatError("name at least one runtime")
-    from .io import load_model, materialize_external_data
-
     onnx_model = load_model(path)
     materialize_external_data(onnx_model, Path(path).parent)
     levels = _levels_of(onnx_model, str(path))
     names = [lv["name"] for lv in levels]
-    input_name, dims = _input_spec(onnx_model)
+    input_name, dims = input_spec(onnx_model)
     if reference is not None:
         x, expected = reference_inputs(reference, names, batch)
     else:

@@ -1,0 +1,84 @@
+"""Text the CLI prints: tables of levels, export and verify reports, with names made safe to print.
+
+Names come from the model file, which must not be able to drive the user's
+terminal, so every cell goes through :func:`printable`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from ..info import Level
+from ..runtime import VerifyReport
+
+LEVEL_COLUMNS = ("index", "name", "chs", "reduction", "tensor", "shape", "resolved_by")
+
+
+def printable(text: str) -> str:
+    """``text`` with control and other non-printable characters escaped (``\\x1b``)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "?"
+    if isinstance(v, list):
+        return "[" + ", ".join(_cell(d) for d in v) + "]"
+    return printable(str(v)).replace("\n", "\\n")
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    """A plain-text table: left-aligned columns, two spaces apart."""
+    cells = [header] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(row[k]) for row in cells) for k in range(len(header))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells)
+
+
+def levels_table(rows: list[Level]) -> str:
+    """``graphfeat info``'s table of feature levels."""
+    if not rows:
+        return "no feature layers found (no graphfeat metadata, module scopes or named parameters resolve)"
+    return table(list(LEVEL_COLUMNS), [[getattr(r, c) for c in LEVEL_COLUMNS] for r in rows])
+
+
+def levels_json(rows: list[Level]) -> dict[str, Any]:
+    """The ``--json`` document: ``{"layers": [{index, name, chs, reduction, tensor, shape, resolved_by}]}``."""
+    return {"layers": [asdict(r) for r in rows]}
+
+
+def verify_table(report: VerifyReport) -> str:
+    """One runtime's per-level comparison and its verdict."""
+    rows = [f"{'level':<16} {'shape':<20} {'max_abs':>10} {'max_rel':>10} {'cosine':>10}  result"]
+    for m in report.levels:
+        shape = "x".join(str(d) for d in m.shape)
+        verdict = "ok" if m.ok else "FAIL" + (f" ({m.note})" if m.note else "")
+        rows.append(f"{printable(m.name):<16} {shape:<20} {m.max_abs:>10.2e} {m.max_rel:>10.2e} {m.cosine:>10.6f}  {verdict}")
+    rows.append(f"{report.runtime}: {'all levels pass' if report.ok else 'FAILED'} "
+                f"(input {'x'.join(str(d) for d in report.input_shape)})")
+    return "\n".join(rows)
+
+
+def export_report(r: dict) -> str:
+    """What one export wrote and how closely it matched MindSpore."""
+    out = "-" if r["output_max_rel"] is None else f"{r['output_max_rel']:.2e}"
+    lines = [f"wrote {r['path']}: {r['nodes']} nodes, {r['size_bytes'] / 2**20:.1f} MiB, opset {r['opset']}, "
+             f"{r['seconds']:.1f}s; max rel err: output {out}, worst level {r['worst_level_max_rel']:.2e}"]
+    lines += [f"  {lv['index']:>2}  {lv['name']:<14} chs {lv['chs']:<5} stride {lv['reduction']:<3} "
+              f"tensor '{lv['tensor']}'" for lv in r["levels"]]
+    lines += [f"  note: {n}" for n in r["notes"]]
+    if r.get("reference"):
+        lines.append(f"wrote reference {r['reference']}")
+    return "\n".join(lines)
+
+
+def export_summary(reports: list[dict]) -> str:
+    """A markdown table of export reports: size, time and the proof's worst errors."""
+    rows = ["| model | nodes | MiB | opset | seconds | max rel err: output | worst level |",
+            "|---|---|---|---|---|---|---|"]
+    for r in reports:
+        out = "-" if r["output_max_rel"] is None else f"{r['output_max_rel']:.1e}"
+        rows.append(f"| {r['model']} | {r['nodes']} | {r['size_bytes'] / 2**20:.1f} | {r['opset']} | "
+                    f"{r['seconds']:.0f} | {out} | {r['worst_level_max_rel']:.1e} |")
+    return "\n".join(rows)

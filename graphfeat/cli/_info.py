@@ -1,0 +1,30 @@
+"""``graphfeat info``: the feature layers as a table or JSON, optionally a pyramid plot."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..info import feature_levels
+from ._format import levels_json, levels_table
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="list the model's feature layers")
+    p.add_argument("model", help="input .onnx file")
+    p.add_argument("--json", action="store_true", help="print JSON: {layers: [...]}")
+    p.add_argument("--plot", metavar="PNG", help="draw the pyramid to this image (needs graphfeat[plot])")
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = feature_levels(args.model)
+    if args.plot:
+        from ._plot import plot_pyramid  # matplotlib only when asked
+
+        plot_pyramid(rows, args.plot)
+    if args.json:
+        print(json.dumps(levels_json(rows), indent=2))
+    else:
+        print(levels_table(rows))
+        if args.plot:
+            print(f"wrote {args.plot}")
+    return 0

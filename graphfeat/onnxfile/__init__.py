@@ -1,0 +1,31 @@
+"""The file layer: ONNX files in and out, safely, without holding the weights.
+
+Modules: :mod:`.load` (parse, sanity checks, skeleton load), :mod:`.external`
+(external-data guards), :mod:`.wire` (embedded weights by byte range),
+:mod:`.save` (atomic save, external data, streamed weights), :mod:`.tensors`
+(tensor walks and byte sizes), :mod:`.fileio` (descriptors, byte ranges,
+staging). It imports only :mod:`graphfeat.errors`; every layer above reads and
+writes files through the names listed here.
+"""
+from .external import materialize_external_data, validate_external_data
+from .load import as_path, check_sane, load_model, load_skeleton, materialize_deferred
+from .save import atomic_write, check_destination, save_model
+from .tensors import all_tensors, tensor_nbytes
+from .wire import DEFER_MIN_BYTES, Deferred
+
+__all__ = [
+    "DEFER_MIN_BYTES",
+    "Deferred",
+    "all_tensors",
+    "as_path",
+    "atomic_write",
+    "check_destination",
+    "check_sane",
+    "load_model",
+    "load_skeleton",
+    "materialize_deferred",
+    "materialize_external_data",
+    "save_model",
+    "tensor_nbytes",
+    "validate_external_data",
+]

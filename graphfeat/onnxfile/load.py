@@ -1,0 +1,118 @@
+"""Safe loading: parse a model without its external weights, optionally leaving large embedded ones in the file.
+
+* :func:`load_model` parses the protobuf only; external weights stay on disk
+  (``load_external_data=False`` semantics) and every external-data location
+  is checked (:mod:`.external`).
+* :func:`load_skeleton` does the same but also leaves the data of large
+  *embedded* initializers in the file (:mod:`.wire`), so a cut holds the
+  graph in memory, not the weights.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+
+from ..errors import GraphfeatError
+from . import wire
+from .external import validate_external_data
+from .fileio import open_regular, read_regular_file
+from .tensors import tensor_nbytes
+from .wire import Deferred
+
+
+def as_path(value: object, what: str = "a path to an ONNX file or an onnx.ModelProto") -> Path:
+    """``value`` as a Path; anything but a str or os.PathLike is a GraphfeatError."""
+    if isinstance(value, (str, os.PathLike)):
+        try:
+            return Path(value)
+        except TypeError:  # a PathLike returning bytes
+            pass
+    raise GraphfeatError(f"expected {what}, got {type(value).__name__}")
+
+
+def load_model(path: str | os.PathLike) -> onnx.ModelProto:
+    """Parse ``path`` without reading external weights; raise GraphfeatError on bad files."""
+    path = as_path(path)
+    data = read_regular_file(path)
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise GraphfeatError(
+            f"{path} is not a valid ONNX model (protobuf parse failed: {exc}); the file may be truncated or not ONNX"
+        ) from None
+    del data
+    check_sane(model, path)
+    validate_external_data(model, path.parent)
+    return model
+
+
+def load_skeleton(path: str | os.PathLike) -> tuple[onnx.ModelProto, Deferred | None]:
+    """Parse ``path`` as :func:`load_model` does, but leave the data of large embedded
+    initializers in the file (:mod:`graphfeat.wire`). Returns the model, whose deferred
+    initializers hold dims and type but no data, and where that data lies (None if nothing
+    was deferred). :func:`save_model` given the same ``deferred`` streams the data into place."""
+    path = as_path(path)
+    fd = open_regular(path)
+    try:
+        scanned = wire.scan(fd, path)
+    except OSError:  # mmap refused (e.g. a special filesystem): parse it normally
+        scanned = None
+    finally:
+        os.close(fd)
+    if scanned is None:
+        return load_model(path), None
+    data, deferred = scanned
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError):
+        return load_model(path), None  # its own message
+    del data
+    ranges = deferred.ranges
+    sizes = {t.name: tensor_nbytes(t) for t in model.graph.initializer if t.name in ranges}
+    if len(sizes) != len(ranges) or any(sizes[name] != n for name, (_, n) in ranges.items()):
+        return load_model(path), None  # dims disagree with the data: keep the file's own bytes in view
+    check_sane(model, path)
+    validate_external_data(model, path.parent)
+    return model, deferred
+
+
+
+def check_sane(model: onnx.ModelProto, path: object) -> None:
+    """The fields every ONNX model needs; ``path`` names the model in the message."""
+    problems = []
+    if model.ir_version <= 0:
+        problems.append("no ir_version")
+    if not model.HasField("graph") or not model.graph.node:
+        problems.append("no graph nodes")
+    elif not model.graph.output:
+        problems.append("no graph outputs")
+    if not model.opset_import:
+        problems.append("no opset_import")
+    if problems:
+        raise GraphfeatError(
+            f"{path} is not a valid ONNX model ({', '.join(problems)}); the file may be truncated or not ONNX"
+        )
+
+
+
+def materialize_deferred(model: onnx.ModelProto, deferred: Deferred | None) -> None:
+    """Read the data of the deferred initializers ``model`` still has (see :func:`load_skeleton`)."""
+    if deferred is None:
+        return
+    pending = [t for t in model.graph.initializer if wire.is_pending(t, deferred)]
+    if not pending:
+        return
+    fd = deferred.open()
+    try:
+        for tensor in pending:
+            offset, length = deferred.ranges[tensor.name]
+            tensor.raw_data = os.pread(fd, length, offset)
+    finally:
+        os.close(fd)
+
+

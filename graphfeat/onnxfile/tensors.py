@@ -1,0 +1,87 @@
+"""Where a model keeps its tensors, and how many bytes each one takes."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import onnx
+from onnx import external_data_helper
+
+_ITEMSIZE: dict[int, int] = {}
+_TENSOR, _TENSORS = onnx.AttributeProto.TENSOR, onnx.AttributeProto.TENSORS
+_GRAPH, _GRAPHS = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
+#: standard-domain ops that may hold tensor or graph attributes
+_TENSOR_ATTR_OPS = {"Constant", "ConstantOfShape", "If", "Loop", "Scan", "SequenceMap"}
+_FOUR_BIT = {
+    getattr(onnx.TensorProto, n) for n in ("INT4", "UINT4", "FLOAT4E2M1", "INT2", "UINT2") if hasattr(onnx.TensorProto, n)
+}
+
+
+def all_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Every TensorProto in the model: initializers and attribute tensors, subgraphs included."""
+
+    def walk(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+        yield from graph.initializer
+        for sparse in graph.sparse_initializer:
+            yield sparse.values
+            yield sparse.indices
+        for node in graph.node:
+            if not node.domain and node.op_type not in _TENSOR_ATTR_OPS:
+                continue  # standard ops without tensor or graph attributes
+            for attr in node.attribute:
+                kind = attr.type
+                if kind == _TENSOR:
+                    yield attr.t
+                elif kind == _TENSORS:
+                    yield from attr.tensors
+                elif kind == _GRAPH:
+                    yield from walk(attr.g)
+                elif kind == _GRAPHS:
+                    for sub in attr.graphs:
+                        yield from walk(sub)
+
+    yield from walk(model.graph)
+    for func in model.functions:
+        for node in func.node:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+
+
+def external_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
+    """Tensors whose data lives in an external file."""
+    return [t for t in all_tensors(model) if external_data_helper.uses_external_data(t)]
+
+
+def tensor_nbytes(tensor: onnx.TensorProto) -> int | None:
+    """Bytes the tensor's data takes in raw form, or None (strings, unknown types)."""
+    n = math.prod(tensor.dims)
+    dtype = tensor.data_type
+    if dtype in _FOUR_BIT:
+        return (n + 1) // 2
+    size = _ITEMSIZE.get(dtype)
+    if size is None:
+        try:
+            size = onnx.helper.tensor_dtype_to_np_dtype(dtype).itemsize
+        except (KeyError, TypeError, ValueError):
+            size = 0
+        if dtype == onnx.TensorProto.STRING:
+            size = 0
+        _ITEMSIZE[dtype] = size
+    return n * size if size else None
+
+
+#: the external_data keys graphfeat accepts (``checksum`` is kept but not verified); anything else,
+
+
+def raw_bytes(tensor: onnx.TensorProto) -> bytes | None:
+    if tensor.HasField("raw_data"):
+        return tensor.raw_data
+    if tensor.data_type == onnx.TensorProto.STRING:
+        return None
+    try:
+        return onnx.numpy_helper.to_array(tensor).tobytes()
+    except Exception:  # noqa: BLE001 - unusual dtypes stay embedded
+        return None
+

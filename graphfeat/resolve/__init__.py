@@ -1,0 +1,13 @@
+"""The names layer: layer names to tensors, by interchangeable strategies tried in order.
+
+Modules: :mod:`.resolver` (``Resolver``: the order, listing, suggestions),
+:mod:`.modules` (``Resolution`` and the module-tree base of the structural
+strategies), one module per strategy: :mod:`.metadata` (graphfeat's record),
+:mod:`.scope` (PyTorch module scopes), :mod:`.params` (parameter names plus
+structure). It imports the graph, file and levels layers, nothing above.
+"""
+from .metadata import MetadataStrategy
+from .modules import Resolution
+from .resolver import HEAD_OPS, Resolver
+
+__all__ = ["HEAD_OPS", "MetadataStrategy", "Resolution", "Resolver"]

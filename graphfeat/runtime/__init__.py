@@ -1,0 +1,34 @@
+"""The run layer: run feature models on runtimes, compare levels, and talk to MindSpore workers.
+
+Modules: :mod:`.sessions` (one callable per runtime: ONNX Runtime, OpenVINO,
+``onnx.reference``), :mod:`.compare` (a level against its reference),
+:mod:`.verification` (``verify``), :mod:`.pyramid` (``FeaturePyramid``, the
+deploy-time object), :mod:`.workers` (the one MindSpore-worker protocol). It
+imports the file, graph and levels layers, nothing above.
+"""
+from .compare import DEFAULT_RTOL, DEGENERATE_STD, LevelMetrics, compare_level
+from .pyramid import FeaturePyramid
+from .sessions import RUNTIMES, run_onnxruntime, session
+from .verification import VerifyReport, reference_inputs, verify, verify_runtimes
+from .workers import INSTALL_HINT, export_in_worker, mindspore_available, mindspore_levels, registered_models, run_job
+
+__all__ = [
+    "DEFAULT_RTOL",
+    "DEGENERATE_STD",
+    "INSTALL_HINT",
+    "RUNTIMES",
+    "FeaturePyramid",
+    "LevelMetrics",
+    "VerifyReport",
+    "compare_level",
+    "export_in_worker",
+    "mindspore_available",
+    "mindspore_levels",
+    "reference_inputs",
+    "registered_models",
+    "run_job",
+    "run_onnxruntime",
+    "session",
+    "verify",
+    "verify_runtimes",
+]
