@@ -1,30 +1,43 @@
 #!/usr/bin/env bash
-# Set up .venv (idempotent) and run the main job or the test suite.
-#   scripts/dev.sh main [MODEL]   export -> info -> cut -> verify on a default model
-#   scripts/dev.sh test [PYTEST ARGS]
+# Set up the virtual environments (idempotent) and run the main job, the tests or a benchmark.
+#   scripts/dev.sh main [MODEL]        export -> info -> cut -> verify on a default model
+#   scripts/dev.sh test [PYTEST ARGS]  the core suite in .venv-core (graphfeat alone, no MindSpore),
+#                                      then tests/exporters and tests/integration in .venv (everything)
 #   scripts/dev.sh bench cut_speed|big_model|inference|check_rule|fuzz [ARGS]   (adds the bench extra)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-VENV=.venv
-STAMP=$VENV/.graphfeat-installed
-
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PY" -m venv "$VENV"
-fi
 want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e ".[mindspore,test,plot,openvino]"
-    echo "$want" > "$STAMP"
-fi
 
+# setup VENV EXTRAS: create VENV and install the project with EXTRAS, once per pyproject.toml
+setup() {
+    local venv=$1 extras=$2 stamp="$1/.graphfeat-installed-${2//,/-}"
+    [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        "$venv/bin/python" -m pip install --quiet --upgrade pip
+        "$venv/bin/python" -m pip install --quiet -e ".[$extras]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+VENV=.venv
 cmd=${1:-main}
 shift || true
 case "$cmd" in
-    main) exec "$VENV/bin/graphfeat" demo "$@" ;;
-    test) exec "$VENV/bin/python" -m pytest "$@" ;;
+    main) setup "$VENV" mindspore,test,plot,openvino; exec "$VENV/bin/graphfeat" demo "$@" ;;
+    test)
+        setup .venv-core test
+        echo "== core suite (graphfeat without MindSpore, .venv-core)"
+        # exit code 5 means "nothing selected" (say, by -k): fine as long as one of the two runs tested something
+        rc_core=0; .venv-core/bin/python -m pytest tests/core "$@" || rc_core=$?
+        if [ "$rc_core" != 0 ] && [ "$rc_core" != 5 ]; then exit "$rc_core"; fi
+        setup "$VENV" mindspore,test,plot,openvino
+        echo "== exporters and integration suites (MindSpore, .venv)"
+        rc_rest=0; "$VENV/bin/python" -m pytest tests/exporters tests/integration "$@" || rc_rest=$?
+        if [ "$rc_core" = 5 ] && [ "$rc_rest" = 5 ]; then exit 5; fi
+        if [ "$rc_rest" = 5 ]; then exit 0; fi
+        exit "$rc_rest" ;;
     bench)
         script=bench/${1:-}.py
         if [ -z "${1:-}" ] || [ ! -f "$script" ]; then
@@ -32,10 +45,7 @@ case "$cmd" in
             exit 2
         fi
         shift
-        if [ ! -f "$VENV/.graphfeat-bench" ] || [ "$(cat "$VENV/.graphfeat-bench")" != "$want" ]; then
-            "$VENV/bin/python" -m pip install --quiet -e ".[mindspore,test,plot,openvino,bench]"
-            echo "$want" > "$VENV/.graphfeat-bench"
-        fi
+        setup "$VENV" mindspore,test,plot,openvino,bench
         exec "$VENV/bin/python" "$script" "$@" ;;
     *) echo "usage: scripts/dev.sh main [MODEL] | test [PYTEST ARGS] | bench NAME [ARGS]" >&2; exit 2 ;;
 esac

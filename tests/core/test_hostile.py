@@ -30,7 +30,7 @@ from graphfeat import GraphfeatError
 from graphfeat.cli import main
 from graphfeat.levels import METADATA_KEY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- helpers -------------------------------------------------------------------------

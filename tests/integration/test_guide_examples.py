@@ -26,7 +26,7 @@ from exporters.onnx_export import export_model  # noqa: E402
 from exporters.registry import _model_entrypoints, _model_family, register_model  # noqa: E402
 from graphfeat.errors import GraphfeatError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "adding-a-backbone.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 

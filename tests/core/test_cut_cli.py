@@ -14,7 +14,7 @@ from onnx_fixtures import resnet_like
 import graphfeat
 from graphfeat.cli import build_parser, main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -74,13 +74,6 @@ def test_info_bad_file(tmp_path, capsys):
     assert "not a valid ONNX model" in capsys.readouterr().err
 
 
-def test_info_plot(meta_path, tmp_path, capsys):
-    pytest.importorskip("matplotlib")
-    png = tmp_path / "pyramid.png"
-    assert main(["info", str(meta_path), "--plot", str(png)]) == 0
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
 def test_info_plot_without_matplotlib(meta_path, tmp_path, monkeypatch, capsys):
     real_import = builtins.__import__
 

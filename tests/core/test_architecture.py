@@ -1,0 +1,159 @@
+"""The house rules, checked on the source: layers, the public boundary, and no MindSpore in the core.
+
+Layers, bottom-up (a module may import only from its own layer or below):
+errors < levels < onnxfile < graph < resolve < surgery, info < runtime < cli.
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+import graphfeat
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "graphfeat"
+LAYERS = {"errors": 0, "levels": 1, "onnxfile": 2, "graph": 3, "resolve": 4, "surgery": 5, "info": 5,
+          "runtime": 6, "cli": 7}
+#: units whose ``__all__`` the rest of the project (exporters, bench, scripts) may import from
+SHARED = ("errors", "levels", "onnxfile", "graph", "resolve", "runtime", "cli")
+#: internals a script may use, and why
+ALLOWED_INTERNALS = {("bench/check_rule.py", "graphfeat.graph.check"): "measures the checker rule itself"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    """``(absolute module, imported names)`` for every import in ``path`` (function bodies included)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            found.append((base, [a.name for a in node.names]))
+    return found
+
+
+def _unit(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "graphfeat" else None
+
+
+def _sources(folder: str) -> list[Path]:
+    return sorted(p for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_every_module_belongs_to_a_layer():
+    units = {_unit(_module_name(p)) for p in _sources("graphfeat")} - {None, "__main__"}
+    assert units == set(LAYERS)
+
+
+def test_no_import_runs_up_the_layers_and_none_is_circular():
+    upward, graph = [], nx.DiGraph()
+    for path in _sources("graphfeat"):
+        importer = _module_name(path)
+        for module, names in _imports(path):
+            if not module.startswith("graphfeat"):
+                continue
+            targets = [f"{module}.{n}" for n in names if importlib.util.find_spec(module) is not None
+                       and (PACKAGE / Path(*f"{module}.{n}".split(".")[1:])).with_suffix(".py").exists()]
+            for target in targets or [module]:
+                graph.add_edge(importer, target)
+            src, dst = _unit(importer), _unit(module)
+            if src in LAYERS and dst in LAYERS and LAYERS[dst] > LAYERS[src]:
+                upward.append(f"{importer} imports {module} ({src} -> {dst})")
+    assert upward == []
+    cycles = [c for c in nx.simple_cycles(graph) if not all(m.count(".") <= 1 for m in c) or len(c) > 1]
+    assert [c for c in cycles if not _package_self_loop(c)] == []
+
+
+def _package_self_loop(cycle: list[str]) -> bool:
+    """A package ``__init__`` importing its own modules is not a cycle between modules."""
+    return len(cycle) == 2 and (cycle[0].startswith(cycle[1] + ".") or cycle[1].startswith(cycle[0] + "."))
+
+
+def test_no_module_shares_its_name_with_a_public_function():
+    public_functions = {n for n in graphfeat.__all__ if inspect.isfunction(getattr(graphfeat, n))}
+    modules = {p.stem if p.name != "__init__.py" else p.parent.name for p in _sources("graphfeat")}
+    assert public_functions & modules == set()
+    for name in public_functions:
+        assert inspect.isfunction(importlib.import_module("graphfeat").__dict__[name]), name
+
+
+def test_exporters_bench_and_scripts_use_only_the_public_and_shared_names():
+    shared = {unit: set(importlib.import_module(f"graphfeat.{unit}").__all__) for unit in SHARED}
+    problems = []
+    for folder in ("exporters", "bench", "scripts"):
+        for path in _sources(folder):
+            rel = path.relative_to(ROOT).as_posix()
+            for module, names in _imports(path):
+                if not module.startswith("graphfeat") or (rel, module) in ALLOWED_INTERNALS:
+                    continue
+                if module == "graphfeat":
+                    bad = [n for n in names if n not in graphfeat.__all__ and n not in SHARED]
+                elif _unit(module) in SHARED and module.count(".") == 1:
+                    bad = [n for n in names if n not in shared[_unit(module)]] if names else []
+                else:
+                    bad = [module]
+                problems += [f"{rel}: {module}.{n}" if n != module else f"{rel}: {module}" for n in bad]
+    assert problems == []
+
+
+def test_graphfeat_never_imports_mindspore_or_exporters():
+    hits = [f"{p.relative_to(ROOT)}: {m}" for p in _sources("graphfeat") for m, _ in _imports(p)
+            if m.split(".")[0] in ("mindspore", "exporters")]
+    assert hits == []
+
+
+def test_the_whole_package_runs_without_mindspore(tmp_path):
+    """Every graphfeat module imports, and a cut runs, with MindSpore made unimportable."""
+    from onnx_fixtures import resnet_like
+
+    import onnx
+
+    path = tmp_path / "m.onnx"
+    onnx.save(resnet_like("torchscript")[0], path)
+    code = f"""
+import importlib, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('mindspore', 'exporters'):
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+import pkgutil, graphfeat
+for m in pkgutil.walk_packages(graphfeat.__path__, 'graphfeat.'):
+    if m.name != 'graphfeat.__main__':
+        importlib.import_module(m.name)
+from graphfeat.cli import main
+assert main(['cut', {str(path)!r}, '--layers', 'layer1', 'layer2']) == 0
+assert main(['export', 'resnet18']) == 2
+bad = [m for m in sys.modules if m.split('.')[0] in ('mindspore', 'exporters')]
+assert not bad, bad
+print('clean')
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "clean" in proc.stdout
+    assert "needs MindSpore, which is not installed" in proc.stderr
+
+
+@pytest.mark.skipif("mindspore" in sys.modules, reason="another test module of this session imported MindSpore")
+def test_this_session_has_not_imported_mindspore():
+    """In the core-only run (``scripts/dev.sh test``'s first step, a venv without MindSpore) nothing pulled it in."""
+    assert "mindspore" not in sys.modules and "exporters" not in sys.modules
