@@ -1,4 +1,10 @@
-"""``graphfeat info``: the feature layers a model offers, as ``graphfeat cut`` sees them."""
+"""``graphfeat info``: the feature layers a model offers, as ``graphfeat cut`` sees them.
+
+Every level also gets its *measured* stride and layout
+(:mod:`graphfeat.resolve.strides`); where the measurement disagrees with a
+recorded ``reduction`` the row says so. A file whose levels have no names gets
+the trunk candidates at each stride instead (:func:`stride_candidates`).
+"""
 from __future__ import annotations
 
 import os
@@ -11,11 +17,12 @@ from .graph import GraphIndex, Shape
 from .levels import FeatureInfo, level_dims
 from .onnxfile import check_sane, load_skeleton
 from .resolve import Resolver
+from .resolve.strides import TensorStride, measure_strides, trunk_candidates
 
 
 @dataclass
 class Level:
-    """One row of ``graphfeat info``."""
+    """One row of ``graphfeat info``: ``stride``/``layout`` are measured, ``note`` flags a disagreement."""
 
     index: int
     name: str
@@ -24,6 +31,23 @@ class Level:
     tensor: str
     shape: Shape | None
     resolved_by: str
+    stride: int | None = None
+    layout: str | None = None
+    note: str = ""
+
+
+@dataclass
+class StrideCandidate:
+    """A trunk tensor at a measured stride of a file without named levels; ``deepest`` is what
+    ``cut --strides`` takes at that stride."""
+
+    stride: int
+    tensor: str
+    op: str
+    shape: list
+    layout: str
+    deepest: bool
+    class_token: bool = False
 
 
 def _load(model_or_path: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
@@ -40,16 +64,41 @@ def feature_levels(model_or_path: onnx.ModelProto | str | os.PathLike) -> list[L
     they are static, else None (see :func:`graphfeat.levels.level_dims`).
     """
     index = GraphIndex(_load(model_or_path))
+    levels = Resolver(index).levels()
+    measured = _measured(index) if levels else {}
     rows = []
-    for i, res in enumerate(Resolver(index).levels()):
+    for i, res in enumerate(levels):
+        m = measured.get(res.tensor)
+        stride, layout = (m.stride, m.layout) if m is not None else (None, None)
+        note = m.note if m is not None else ""
         if res.level is not None:
             chs, red = res.level.get("chs"), res.level.get("reduction")
             index_value = res.level.get("index", i)
+            if stride is not None and red is not None and stride != red:
+                note = f"measured stride {stride} differs from the recorded reduction {red}"
         else:
             chs, red = level_dims(index.shape(res.tensor), index.shape(index.inputs[0]) if index.inputs else None)
+            if red is None and stride is not None:  # NHWC or tokens: the measurement knows
+                chs, red = m.channels, stride
             index_value = i
-        rows.append(Level(index_value, res.name, chs, red, res.tensor, index.shape(res.tensor), res.resolved_by))
+        rows.append(Level(index_value, res.name, chs, red, res.tensor, index.shape(res.tensor), res.resolved_by,
+                          stride, layout, note))
     return rows
+
+
+def _measured(index: GraphIndex) -> dict[str, TensorStride]:
+    """Measured strides, or none when the graph has no image input to measure them from."""
+    try:
+        return measure_strides(index)
+    except GraphfeatError:
+        return {}
+
+
+def stride_candidates(model_or_path: onnx.ModelProto | str | os.PathLike) -> list[StrideCandidate]:
+    """The trunk tensors at each measured stride, shallow to deep (for files without named levels)."""
+    index = GraphIndex(_load(model_or_path))
+    return [StrideCandidate(c.stride, c.tensor, c.op, list(c.shape), c.layout, c.deepest, c.class_token)
+            for cands in trunk_candidates(index).values() for c in cands]
 
 
 def feature_info(model_or_path: onnx.ModelProto | str | os.PathLike) -> FeatureInfo:

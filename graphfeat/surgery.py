@@ -29,7 +29,7 @@ from typing import Any
 import onnx
 
 from .errors import GraphfeatError
-from .graph import GraphIndex, check_model, cleanup, set_outputs, shape_of
+from .graph import GraphIndex, check_model, cleanup, set_outputs, shape_of, to_nchw
 from .levels import build_record, level_dims, normalize_out_indices, read_feature_record, write_feature_record
 from .onnxfile import (
     as_path,
@@ -41,6 +41,9 @@ from .onnxfile import (
     save_model,
 )
 from .resolve import Resolution, Resolver
+
+#: how ``strides`` levels are delivered: converted to NCHW, or as the graph computes them
+LAYOUT_CHOICES = ("nchw", "native")
 
 
 @contextmanager
@@ -62,16 +65,23 @@ def cut(
     indices: Sequence[int] | None = None,
     tensors: Sequence[str] | None = None,
     keep_outputs: bool = False,
+    *,
+    strides: Sequence[int] | None = None,
+    layout: str = "nchw",
 ) -> onnx.ModelProto:
     """Return a copy of the model whose outputs are the requested feature layers.
 
     Give exactly one of ``layers`` (module names such as ``layer1`` or
     ``features.3``), ``indices`` (positions in the model's feature levels, as
-    ``out_indices``: negative counts from the end) or ``tensors`` (tensor
-    names, kept in the given order and named as they are). Layers become
+    ``out_indices``: negative counts from the end), ``tensors`` (tensor
+    names, kept in the given order and named as they are) or ``strides``
+    (``[4, 8, 16, 32]``: one level per stride, measured, see
+    :mod:`graphfeat.resolve.strides`; outputs ``stride4``, ...). Layers become
     outputs named after them, shallow to deep; the original outputs are
     dropped unless ``keep_outputs``; everything no output needs is removed;
-    the graphfeat metadata lists exactly the kept levels.
+    the graphfeat metadata lists exactly the kept levels. ``layout`` applies to
+    ``strides``: ``"nchw"`` delivers every level as NCHW (a Transpose, or
+    Reshape+Transpose for tokens, is added), ``"native"`` keeps each as it is.
 
     A path is loaded without its weights (external or embedded); the tensors
     the result still needs are then read into the returned proto (use
@@ -88,7 +98,8 @@ def cut(
             path = as_path(model_or_path)
             model, deferred = load_skeleton(path)
             base_dir = path.parent
-        cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs)
+        cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs,
+                  strides=strides, layout=layout)
         if base_dir is not None:
             materialize_external_data(model, base_dir)
         materialize_deferred(model, deferred)
@@ -110,6 +121,8 @@ def cut_file(
     tensors: Sequence[str] | None = None,
     keep_outputs: bool = False,
     force: bool = False,
+    strides: Sequence[int] | None = None,
+    layout: str = "nchw",
 ) -> Path:
     """Cut the model at ``src`` and write it to ``dst`` (default ``MODEL.features.onnx``).
 
@@ -126,7 +139,8 @@ def cut_file(
         check_destination(dst, src, force)  # fail fast, before any work
     with gc_paused():
         model, deferred = load_skeleton(src)
-        cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs)
+        cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs,
+                  strides=strides, layout=layout)
         return save_model(model, dst, src_dir=src.parent, src=src, force=force, deferred=deferred)
 
 
@@ -136,12 +150,21 @@ def cut_model(
     indices: Sequence[int] | None = None,
     tensors: Sequence[str] | None = None,
     keep_outputs: bool = False,
+    strides: Sequence[int] | None = None,
+    layout: str = "nchw",
 ) -> list[Resolution]:
     """Cut ``model`` in place (see :func:`cut`); return the kept levels' resolutions in output order."""
+    if layout not in LAYOUT_CHOICES:
+        raise GraphfeatError(f"layout must be one of {', '.join(LAYOUT_CHOICES)}, got {layout!r}")
     index = GraphIndex(model)
     resolver = Resolver(index)
-    picked = _select(resolver, layers, indices, tensors)
-    pairs = [(r.tensor if r.resolved_by == "tensor" else r.name, r.tensor) for r in picked]
+    picked = _select(resolver, layers, indices, tensors, strides)
+    sources = {r.name: r.tensor for r in picked}
+    if strides is not None and layout == "nchw":
+        sources.update(_to_nchw(model, picked))
+        if any(sources[r.name] != r.tensor for r in picked):
+            index = GraphIndex(model)  # the conversion nodes are new tensors
+    pairs = [(r.tensor if r.resolved_by == "tensor" else r.name, sources[r.name]) for r in picked]
     set_outputs(model, index, pairs, keep_existing=keep_outputs)
     # renames keep the order and new Identity nodes go last: a sorted graph stays sorted
     cleanup(model, assume_sorted=index.order == list(range(len(index.nodes))))
@@ -150,11 +173,30 @@ def cut_model(
     return picked
 
 
-def _select(resolver: Resolver, layers, indices, tensors) -> list[Resolution]:
-    given = [(k, v) for k, v in (("layers", layers), ("indices", indices), ("tensors", tensors)) if v is not None]
+def _to_nchw(model: onnx.ModelProto, picked: list[Resolution]) -> dict[str, str]:
+    """Append a conversion for each level not in NCHW; level name -> the tensor that holds it as NCHW."""
+    converted = {}
+    for r in picked:
+        p = r.placement
+        if p.layout == "nchw":
+            continue
+        if p.layout is None:
+            raise GraphfeatError(f"the layout of '{r.tensor}' (for {r.name}) is unknown ({p.note}); "
+                                 "cut with --layout native to take it as it is")
+        converted[r.name] = f"{r.name}/nchw"
+        to_nchw(model, r.tensor, converted[r.name], layout=p.layout, stride=p.stride, grid=p.grid,
+                class_token=p.class_token)
+    return converted
+
+
+def _select(resolver: Resolver, layers, indices, tensors, strides=None) -> list[Resolution]:
+    given = [(k, v) for k, v in (("layers", layers), ("indices", indices), ("tensors", tensors),
+                                 ("strides", strides)) if v is not None]
     if len(given) != 1:
-        raise GraphfeatError("give exactly one of --layers, --indices or --tensors")
+        raise GraphfeatError("give exactly one of --layers, --indices, --tensors or --strides")
     kind, values = given[0]
+    if kind == "strides":  # shallow to deep, like every selection
+        return sorted(resolver.resolve_strides(values), key=lambda r: r.placement.stride)
     if isinstance(values, (str, bytes, int)):
         values = [values]
     try:
@@ -194,8 +236,16 @@ def _record(index: GraphIndex, picked: list[Resolution], pairs, model: onnx.Mode
     in_shape = next((shape_of(vi.type) for vi in model.graph.input if vi.name == in_name), None)
     out_shapes = {vi.name: shape_of(vi.type) for vi in model.graph.output}
     levels = []
-    for res, (out_name, _) in zip(picked, pairs):
-        if res.level is not None:
+    for res, (out_name, source) in zip(picked, pairs):
+        if res.placement is not None:
+            p = res.placement
+            level = {"name": res.name, "chs": p.channels, "reduction": p.stride,
+                     "layout": "nchw" if source != res.tensor else (p.layout or "unknown"), "resolved_by": "strides"}
+            if res.layer is not None:
+                level["layer"] = res.layer
+            if res.level is not None:
+                level["source_index"] = res.level.get("source_index", res.level.get("index"))
+        elif res.level is not None:
             level = dict(res.level)
             level["source_index"] = res.level.get("source_index", res.level.get("index"))
         else:

@@ -335,3 +335,32 @@ def scale_and_head_model(weights: Sequence[onnx.TensorProto], head_rows: int) ->
     consts = [numpy_helper.from_array(np.array([v], np.int64), n) for n, v in (("starts", 0), ("ends", head_rows), ("axes", 1))]
     graph = helper.make_graph(nodes, "big", [x], [y], [*weights, *consts])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def anonymize(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy with every node, tensor and initializer renamed to an opaque id and all metadata removed:
+    what a converter or a vendor's name-stripping leaves (the graph input and outputs are renamed too)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    names: dict[str, str] = {}
+
+    def new(name: str) -> str:
+        if name and name not in names:
+            names[name] = f"t{len(names)}"
+        return names.get(name, name)
+
+    for vi in (*g.input, *g.output, *g.value_info):
+        vi.name = new(vi.name)
+    for t in g.initializer:
+        t.name = new(t.name)
+    for k, node in enumerate(g.node):
+        node.name = f"n{k}"
+        del node.metadata_props[:]
+        for seq in (node.input, node.output):
+            for j, n in enumerate(seq):
+                seq[j] = new(n)
+    del out.metadata_props[:]
+    out.doc_string = ""
+    out.producer_name = ""
+    return out

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..surgery import cut_file
+from ..surgery import LAYOUT_CHOICES, cut_file
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -13,13 +13,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--layers", nargs="*", metavar="NAME", help="module names, e.g. layer1 layer2 features.3")
     which.add_argument("--indices", nargs="*", type=int, metavar="I", help="feature-level indices (negative from the end)")
     which.add_argument("--tensors", nargs="*", metavar="T", help="tensor names, kept in the given order")
+    which.add_argument("--strides", nargs="*", metavar="S",
+                       help="one level per stride, measured (e.g. 4 8 16 32): the deepest named level at each "
+                            "stride, or on an anonymous graph the deepest trunk tensor; outputs stride4, ...")
     p.add_argument("-o", "--output", help="output file (default: MODEL.features.onnx beside the input)")
     p.add_argument("--keep-outputs", action="store_true", help="keep the model's original outputs too")
+    p.add_argument("--layout", choices=LAYOUT_CHOICES, default="nchw",
+                   help="with --strides: deliver every level as NCHW (default), or as the graph computes it")
     p.add_argument("--force", action="store_true", help="overwrite an existing output (or the input)")
 
 
 def run(args: argparse.Namespace) -> int:
     out = cut_file(args.model, args.output, layers=args.layers, indices=args.indices, tensors=args.tensors,
-                   keep_outputs=args.keep_outputs, force=args.force)
+                   strides=args.strides, layout=args.layout, keep_outputs=args.keep_outputs, force=args.force)
     print(f"wrote {out}")
     return 0

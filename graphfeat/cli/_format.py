@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from ..info import Level
+from ..info import Level, StrideCandidate
 from ..runtime import VerifyReport
 
-LEVEL_COLUMNS = ("index", "name", "chs", "reduction", "tensor", "shape", "resolved_by")
+LEVEL_COLUMNS = ("index", "name", "chs", "reduction", "tensor", "shape", "resolved_by", "stride", "layout", "note")
+CANDIDATE_COLUMNS = ("stride", "tensor", "op", "shape", "layout", "deepest")
 
 
 def printable(text: str) -> str:
@@ -37,15 +38,28 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def levels_table(rows: list[Level]) -> str:
-    """``graphfeat info``'s table of feature levels."""
+    """``graphfeat info``'s table of feature levels (``stride`` and ``layout`` measured)."""
     if not rows:
         return "no feature layers found (no graphfeat metadata, module scopes or named parameters resolve)"
-    return table(list(LEVEL_COLUMNS), [[getattr(r, c) for c in LEVEL_COLUMNS] for r in rows])
+    return table(list(LEVEL_COLUMNS), [[getattr(r, c) if c != "note" else r.note or "" for c in LEVEL_COLUMNS]
+                                       for r in rows])
 
 
-def levels_json(rows: list[Level]) -> dict[str, Any]:
-    """The ``--json`` document: ``{"layers": [{index, name, chs, reduction, tensor, shape, resolved_by}]}``."""
-    return {"layers": [asdict(r) for r in rows]}
+def candidates_table(rows: list[StrideCandidate]) -> str:
+    """The trunk candidates of a file without named levels; ``deepest`` marks what ``--strides`` takes."""
+    if not rows:
+        return "no trunk tensor has a measurable stride (see `graphfeat info --json`)"
+    head = ("No named feature layers: the trunk tensors at each measured stride follow. `graphfeat cut --strides S` "
+            "takes the one marked deepest; `--tensors` takes any.")
+    cells = [[r.stride, r.tensor, r.op, r.shape, r.layout + ("+cls" if r.class_token else ""),
+              "deepest" if r.deepest else ""] for r in rows]
+    return head + "\n" + table(list(CANDIDATE_COLUMNS), cells)
+
+
+def levels_json(rows: list[Level], candidates: list[StrideCandidate] | None = None) -> dict[str, Any]:
+    """The ``--json`` document: ``{"layers": [{index, name, chs, reduction, tensor, shape, resolved_by, stride,
+    layout, note}], "candidates": [{stride, tensor, op, shape, layout, deepest, class_token}]}``."""
+    return {"layers": [asdict(r) for r in rows], "candidates": [asdict(c) for c in candidates or []]}
 
 
 def verify_table(report: VerifyReport) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..info import feature_levels
-from ._format import levels_json, levels_table
+from ..info import feature_levels, stride_candidates
+from ._format import candidates_table, levels_json, levels_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,14 +17,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     rows = feature_levels(args.model)
+    candidates = [] if rows else stride_candidates(args.model)
     if args.plot:
         from ._plot import plot_pyramid  # matplotlib only when asked
 
         plot_pyramid(rows, args.plot)
     if args.json:
-        print(json.dumps(levels_json(rows), indent=2))
+        print(json.dumps(levels_json(rows, candidates), indent=2))
     else:
-        print(levels_table(rows))
+        print(levels_table(rows) if rows or not candidates else candidates_table(candidates))
         if args.plot:
             print(f"wrote {args.plot}")
     return 0

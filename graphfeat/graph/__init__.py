@@ -4,24 +4,28 @@ Modules: :mod:`.index` (``GraphIndex``: producers, consumers, constants,
 order, dominators), :mod:`.shapes` (dims as Python, the real input),
 :mod:`.check` (the one entry to onnx shape inference, and the checker, on a
 weight-free skeleton), :mod:`.edit` (the one way to set outputs),
-:mod:`.prune` (remove what no output needs), :mod:`.region` (the tensor a set
+:mod:`.layout` (a tensor delivered as NCHW), :mod:`.prune` (remove what no output needs), :mod:`.region` (the tensor a set
 of nodes returns). It imports :mod:`graphfeat.errors` and
 :mod:`graphfeat.onnxfile`, nothing above.
 """
-from .check import check_model, infer_types, skeleton
+from .check import check_model, infer_types, skeleton, skeleton_file, with_input_shapes
 from .edit import expose, set_outputs
+from .layout import LAYOUTS, to_nchw
 from .index import SINK, SOURCE, GraphIndex, node_inputs, subgraphs
 from .prune import cleanup
-from .shapes import Shape, input_spec, real_inputs, shape_of
+from .shapes import ImageInput, Shape, image_input, input_spec, real_inputs, shape_of
 
 __all__ = [
+    "LAYOUTS",
     "SINK",
     "SOURCE",
     "GraphIndex",
+    "ImageInput",
     "Shape",
     "check_model",
     "cleanup",
     "expose",
+    "image_input",
     "infer_types",
     "input_spec",
     "node_inputs",
@@ -29,5 +33,8 @@ __all__ = [
     "set_outputs",
     "shape_of",
     "skeleton",
+    "skeleton_file",
     "subgraphs",
+    "to_nchw",
+    "with_input_shapes",
 ]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import onnx
@@ -107,13 +109,32 @@ def _inference(sk: onnx.ModelProto, strict: bool) -> onnx.ModelProto:
         return sk
 
 
-def infer_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+def with_input_shapes(sk: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> onnx.ModelProto:
+    """``sk`` (a skeleton, modified) with the named graph inputs fixed to concrete ``shapes`` and its
+    value_info dropped (the declared symbolic shapes would contradict the concrete ones)."""
+    del sk.graph.value_info[:]
+    for vi in sk.graph.input:
+        if vi.name in shapes:
+            dims = vi.type.tensor_type.shape.dim
+            del dims[:]
+            for v in shapes[vi.name]:
+                dims.add().dim_value = int(v)
+    return sk
+
+
+def infer_types(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None
+                ) -> dict[str, onnx.TypeProto]:
     """Types of all tensors of the top-level graph, by ``onnx.shape_inference`` on the skeleton.
 
-    Dynamic dims keep their ``dim_param`` names. A model inference rejects
-    yields only the declared types (inputs, outputs, value_info, initializers).
+    Dynamic dims keep their ``dim_param`` names; ``input_shapes`` fixes the
+    named inputs to concrete shapes first (to see every shape at one size). A
+    model inference rejects yields only the declared types (inputs, outputs,
+    value_info, initializers).
     """
-    inferred = _inference(skeleton(model)[0], strict=False)
+    sk = skeleton(model)[0]
+    if input_shapes:
+        with_input_shapes(sk, input_shapes)
+    inferred = _inference(sk, strict=False)
     types: dict[str, onnx.TypeProto] = {}
     for t in model.graph.initializer:
         tp = onnx.TypeProto()
@@ -161,14 +182,22 @@ def check_model(model: onnx.ModelProto) -> None:
         if direct:
             onnx.checker.check_model(model, full_check=False)
             return
-        with tempfile.TemporaryDirectory(prefix="graphfeat-check-") as tmp:
-            with open(os.path.join(tmp, _SKELETON_DATA), "wb") as f:
-                f.truncate(need)  # sparse: no disk blocks, no reads
-            path = Path(tmp) / "skeleton.onnx"
-            path.write_bytes(sk.SerializeToString())
+        with skeleton_file(sk, need) as path:
             onnx.checker.check_model(str(path), full_check=False)
     except _ONNX_ERRORS as exc:
         raise GraphfeatError(f"the resulting model fails onnx.checker: {exc}") from None
+
+
+@contextmanager
+def skeleton_file(sk: onnx.ModelProto, need: int) -> Iterator[Path]:
+    """``sk`` saved in a private temp directory beside a sparse all-zero data file of ``need`` bytes
+    (no disk blocks, no reads), for tools that open a path: the checker, an ONNX Runtime probe."""
+    with tempfile.TemporaryDirectory(prefix="graphfeat-skeleton-") as tmp:
+        with open(os.path.join(tmp, _SKELETON_DATA), "wb") as f:
+            f.truncate(need)
+        path = Path(tmp) / "skeleton.onnx"
+        path.write_bytes(sk.SerializeToString())
+        yield path
 
 
 def _checks_directly(model: onnx.ModelProto) -> bool:

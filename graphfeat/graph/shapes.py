@@ -1,5 +1,7 @@
-"""Types and shapes as plain Python: a TypeProto's dims, and the model's real input."""
+"""Types and shapes as plain Python: a TypeProto's dims, and the model's real (image) input."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import onnx
 
@@ -36,3 +38,59 @@ def input_spec(model: onnx.ModelProto) -> tuple[str, list[int | None]]:
         raise GraphfeatError("the model has no graph input to feed")
     dims = shape_of(inputs[0].type) or []
     return inputs[0].name, [d if isinstance(d, int) else None for d in dims]
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """The image input of a backbone: its name, layout (``nchw`` or ``nhwc``) and declared dims."""
+
+    name: str
+    layout: str
+    dims: tuple
+
+    @property
+    def hw(self) -> tuple:
+        """The declared (H, W): ints, or ``dim_param`` names / None where symbolic."""
+        return (self.dims[2], self.dims[3]) if self.layout == "nchw" else (self.dims[1], self.dims[2])
+
+    @property
+    def static(self) -> bool:
+        return all(isinstance(d, int) for d in self.hw)
+
+    def size(self, probe: tuple[int, int]) -> tuple[int, int]:
+        """(H, W) to measure at: the static dims, ``probe``'s where they are symbolic."""
+        return tuple(d if isinstance(d, int) else p for d, p in zip(self.hw, probe))  # type: ignore[return-value]
+
+    def concrete(self, size: tuple[int, int]) -> tuple[int, ...]:
+        """The input shape at ``size`` (H, W): batch 1 where it is symbolic."""
+        b = self.dims[0] if isinstance(self.dims[0], int) else 1
+        h, w = size
+        return (b, self.dims[1], h, w) if self.layout == "nchw" else (b, h, w, self.dims[3])
+
+
+def image_input(model: onnx.ModelProto) -> ImageInput:
+    """The first rank-4 real input and its layout: ``(B, H, W, C)`` when its last dim is a static 1-4 and
+    its second is not, else ``(B, C, H, W)``. A graph without one is refused (GraphfeatError)."""
+    inputs = real_inputs(model.graph)
+    if not inputs:
+        raise GraphfeatError("the graph has no input; graphfeat needs an image input (B, C, H, W)")
+    ranked = [(vi.name, shape_of(vi.type)) for vi in inputs]
+    four = [(n, s) for n, s in ranked if s is not None and len(s) == 4]
+    if not four:
+        name, dims = ranked[0]
+        raise GraphfeatError(
+            f"the graph input '{name}' (shape {dims}) has no spatial dims; graphfeat measures strides from an "
+            "image input (B, C, H, W) or (B, H, W, C) -- cut this model with --tensors instead")
+    name, dims = four[0]
+
+    def colours(d) -> bool:
+        return isinstance(d, int) and 1 <= d <= 4
+
+    layout = "nhwc" if colours(dims[3]) and not colours(dims[1]) else "nchw"
+    inp = ImageInput(name, layout, tuple(dims))
+    if not isinstance(dims[1 if layout == "nchw" else 3], int):
+        raise GraphfeatError(f"the graph input '{name}' has a symbolic channel dim {dims}; graphfeat needs a static one")
+    if any(isinstance(d, int) and d < 2 for d in inp.hw):
+        raise GraphfeatError(f"the graph input '{name}' has shape {dims}: its H/W are not an image size, so it "
+                             "has no spatial dims to measure strides from")
+    return inp

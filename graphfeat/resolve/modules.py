@@ -26,7 +26,9 @@ class Resolution:
     """A layer name resolved to a tensor, and how (``metadata``, ``scope``, ``parameters``, ``tensor``).
 
     ``level`` is the metadata level it came from, if any; ``source_index`` its
-    position in the listing it was selected from (``--indices``), if any.
+    position in the listing it was selected from (``--indices``), if any;
+    ``placement`` its measured stride and layout (a ``TensorStride``) and
+    ``layer`` the named layer it stands for, if any, for a level selected by stride.
     """
 
     name: str
@@ -34,6 +36,8 @@ class Resolution:
     resolved_by: str
     level: dict[str, Any] | None = field(default=None, compare=False)
     source_index: int | None = field(default=None, compare=False)
+    placement: Any = field(default=None, compare=False)
+    layer: str | None = field(default=None, compare=False)
 
 
 def full_paths(parts: Iterable[str]) -> list[str]:

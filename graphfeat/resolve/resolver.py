@@ -9,6 +9,7 @@ weaker strategy is asked, so nothing is guessed), ``layer_names()`` and
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from functools import cached_property
 
 from ..errors import GraphfeatError
@@ -17,6 +18,7 @@ from .metadata import MetadataStrategy
 from .modules import Resolution
 from .params import ParameterStrategy
 from .scope import ScopeStrategy
+from .strides import TensorStride, check_strides, measure_strides, pick_strides
 
 #: ops whose output starts a classifier head rather than ending a feature level
 HEAD_OPS = {"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "ReduceMean", "ReduceMax", "Flatten"}
@@ -70,6 +72,41 @@ class Resolver:
         self.check_feature(tensor, tensor)
         level = next((lv for lv in self.metadata.levels if lv["tensor"] == tensor), None)
         return Resolution(tensor, tensor, "tensor", level)
+
+    def resolve_strides(self, strides: Sequence[int]) -> list[Resolution]:
+        """One level per requested stride (``--strides``), in the order requested, named ``stride<S>``.
+
+        A file whose levels have names (metadata, scopes, parameters) gives the
+        deepest *named* level at each stride, by its measured stride (its
+        recorded reduction where the tensor cannot be measured). A file without
+        gives the automatic pyramid (:func:`graphfeat.resolve.strides.pick_strides`).
+        """
+        wanted = check_strides(strides)
+        named = self.levels()
+        if not named:
+            return [Resolution(f"stride{c.stride}", c.tensor, "strides", placement=TensorStride(
+                c.tensor, c.stride, c.layout, c.shape, c.channels, c.grid, c.class_token))
+                for c in pick_strides(self.index, wanted)]
+        measured = measure_strides(self.index)
+        by_stride: dict[int, tuple[Resolution, TensorStride]] = {}
+        for res in named:  # shallow to deep: the deepest at each stride wins
+            m = measured.get(res.tensor)
+            if m is None or m.stride is None:
+                declared = (res.level or {}).get("reduction")
+                if not isinstance(declared, int):
+                    continue
+                m = TensorStride(res.tensor, declared, None, (), (res.level or {}).get("chs"),
+                                 note="not measured: the recorded reduction")
+            by_stride[m.stride] = (res, m)
+        picked = []
+        for s in wanted:
+            if s not in by_stride:
+                have = ", ".join(f"{r.name}/{st}" for st, (r, _) in sorted(by_stride.items())) or "none"
+                raise GraphfeatError(f"no named level of this model has stride {s}; its levels by stride: {have}. "
+                                     "Request one of those strides, or pick a tensor with --tensors")
+            res, m = by_stride[s]
+            picked.append(Resolution(f"stride{s}", res.tensor, "strides", res.level, placement=m, layer=res.name))
+        return picked
 
     def check_feature(self, name: str, tensor: str) -> None:
         """Refuse graph inputs and constants as features."""

@@ -92,7 +92,7 @@ def verify_runtimes(path: str | os.PathLike, *, model: str | None = None, checkp
     onnx_model = load_model(path)
     materialize_external_data(onnx_model, Path(path).parent)
     levels = _levels_of(onnx_model, str(path))
-    names = [lv["name"] for lv in levels]
+    names = [lv.get("layer", lv["name"]) for lv in levels]  # a --strides level names the layer it stands for
     input_name, dims = input_spec(onnx_model)
     if reference is not None:
         x, expected = reference_inputs(reference, names, batch)

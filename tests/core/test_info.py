@@ -12,7 +12,7 @@ from onnx_fixtures import add_metadata, resnet_like
 import graphfeat
 from graphfeat.cli import main
 
-KEYS = ["index", "name", "chs", "reduction", "tensor", "shape", "resolved_by"]
+KEYS = ["index", "name", "chs", "reduction", "tensor", "shape", "resolved_by", "stride", "layout", "note"]
 
 
 @pytest.fixture
@@ -30,6 +30,8 @@ def test_info_json_from_metadata(meta_path, capsys):
     assert [list(row) for row in doc["layers"]] == [KEYS] * 4
     first = doc["layers"][0]
     assert (first["index"], first["name"], first["chs"], first["reduction"], first["resolved_by"]) == (0, "layer1", 8, 4, "metadata")
+    assert [(r["stride"], r["layout"], r["note"]) for r in doc["layers"]] == [(2 ** (i + 1), "nchw", "") for i in range(1, 5)]
+    assert doc["candidates"] == []
     assert first["shape"] == ["batch", 8, 16, 16]
 
 
@@ -54,7 +56,8 @@ def test_info_without_metadata_lists_structural_layers(tmp_path, capsys):
     assert graphfeat.feature_info(path).reduction() == [2, 2, 4, 8, 16, 32]
 
 
-def test_info_unknown_dims_are_null(tmp_path, capsys):
+def test_info_dynamic_size_takes_the_measured_stride(tmp_path, capsys):
+    """With symbolic H/W no static shape gives the reduction; the stride measured at two probe sizes does."""
     model, _ = resnet_like("dynamo")
     for k in (2, 3):
         model.graph.input[0].type.tensor_type.shape.dim[k].dim_param = "hw"
@@ -64,7 +67,8 @@ def test_info_unknown_dims_are_null(tmp_path, capsys):
     assert main(["info", str(path), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["layers"]
     layer1 = next(r for r in rows if r["name"] == "layer1")
-    assert layer1["chs"] == 8 and layer1["reduction"] is None and layer1["resolved_by"] == "scope"
+    assert (layer1["chs"], layer1["reduction"], layer1["stride"], layer1["resolved_by"]) == (8, 4, 4, "scope")
+    assert not any(isinstance(d, int) for d in layer1["shape"][2:])  # the file's own shape stays symbolic
 
 
 def test_info_bad_file(tmp_path, capsys):
