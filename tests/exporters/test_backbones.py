@@ -33,7 +33,7 @@ def check_pyramid(name: str, batch: int, h: int, w: int) -> None:
 # MindSpore compiles a graph per model and input shape (10-50 s each on 2 cores), so the default run
 # checks one model per family, and the rest of the matrix runs under --runslow (issue #5: CI budget).
 #: the cheap models of scenarios 1 and 2 run the checks below by default; scenario 3 (hrnet_w18, ~30-60 s per
-#: check) runs them under --runslow, and by default through the small HRNet of test_family_hrnet.py
+#: check) runs them under --runslow, and by default through the small HRNet of test_family_specifics.py (the HRNet section)
 #: (checkpoint round trip) and the scenario-3 dummy of test_mechanism.py (out_indices subsets)
 SCENARIO_MODELS = ["resnet18", "mobilenet_v3_small_100"]
 
