@@ -337,9 +337,10 @@ def scale_and_head_model(weights: Sequence[onnx.TensorProto], head_rows: int) ->
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def anonymize(model: onnx.ModelProto) -> onnx.ModelProto:
+def anonymize(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, str]]:
     """A copy with every node, tensor and initializer renamed to an opaque id and all metadata removed:
-    what a converter or a vendor's name-stripping leaves (the graph input and outputs are renamed too)."""
+    what a converter or a vendor's name-stripping leaves (the graph input and outputs are renamed too).
+    Also returns the renaming, old name -> new name."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     g = out.graph
@@ -363,4 +364,4 @@ def anonymize(model: onnx.ModelProto) -> onnx.ModelProto:
     del out.metadata_props[:]
     out.doc_string = ""
     out.producer_name = ""
-    return out
+    return out, names
