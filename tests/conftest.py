@@ -1,9 +1,16 @@
 """Shared pytest helpers."""
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import onnx  # noqa: F401  (first: protobuf picks its fast upb backend, as in graphfeat and its export
 import pytest  # workers; importing MindSpore first would select the pure-Python one for the whole session)
+
+if importlib.util.find_spec("mindspore") is not None:
+    # exporters caps oneDNN's ISA before any MindSpore kernel runs (exporters/_cpu.py): without it, k x k
+    # convolutions run ~100x slower on AVX-512 CPUs. The core venv has no MindSpore and skips this.
+    import exporters  # noqa: F401
 
 
 def rand_images(batch: int, h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray:
