@@ -36,7 +36,7 @@ from _common import (  # noqa: E402
 REAL = {"hrnet_w32": ["stage1", "stage2", "stage3", "stage4"], "resnet50": ["layer1", "layer2", "layer3", "layer4"]}
 SYNTH_LAYERS = ["layer1", "layer2", "layer3", "layer4"]
 VARIANTS = ["load+save (floor)", "graphfeat cut_file (layers)", "graphfeat cut_file (tensors)",
-            "onnx.utils.extract_model", "onnx-graphsurgeon"]
+            "onnx.utils.extract_model", "onnx-graphsurgeon", "graphfeat stride + trunk analysis"]
 
 
 # -- the variants (each runs in its own child process) ------------------------------
@@ -58,6 +58,21 @@ def v_graphfeat(src: str, dst: str, layers: list[str] | None = None, tensors: li
     t0 = time.perf_counter()
     graphfeat.cut_file(src, dst, layers=layers, tensors=tensors, force=True)
     return {"seconds": time.perf_counter() - t0}
+
+
+def v_strides(src: str, dst: str) -> dict:
+    """What ``cut --strides`` adds to a cut: measured strides and the trunk (``trunk_candidates``) on the
+    graph index the cut builds anyway (so the index is built outside the timer)."""
+    import time
+
+    from graphfeat.graph import GraphIndex
+    from graphfeat.onnxfile import load_skeleton
+    from graphfeat.resolve.strides import trunk_candidates
+
+    index = GraphIndex(load_skeleton(src)[0])
+    t0 = time.perf_counter()
+    found = trunk_candidates(index)
+    return {"seconds": time.perf_counter() - t0, "strides": sorted(found)}
 
 
 def v_extract(src: str, dst: str, inputs: list[str], outputs: list[str]) -> dict:
@@ -216,6 +231,7 @@ def bench_model(label: str, src: Path, layers: list[str], runs: int, out_dir: Pa
         VARIANTS[2]: ("cut_speed:v_graphfeat", {"tensors": tensors}),
         VARIANTS[3]: ("cut_speed:v_extract", {"inputs": [inp], "outputs": tensors}),
         VARIANTS[4]: ("cut_speed:v_graphsurgeon", {"outputs": tensors}),
+        VARIANTS[5]: ("cut_speed:v_strides", {}),
     }
     rows = {}
     for k, (variant, (target, extra)) in enumerate(jobs.items()):
@@ -246,6 +262,9 @@ def print_model(res: dict, baseline: int) -> None:
                      f"{r['peak_rss'] / res['size']:.2f}x", r["nodes"]])
     print(table(["variant", "median wall", "vs floor", "peak RSS", "RSS / file", "nodes out"], body))
     print(f"(peak RSS includes {mib(baseline)} for the interpreter and imports)")
+    cut, analysis = res["rows"][VARIANTS[1]].get("seconds"), res["rows"][VARIANTS[5]].get("seconds")
+    if cut and analysis:
+        print(f"stride + trunk analysis / cut (layers): {analysis / cut:.0%} (target: at most 20%)")
 
 
 def print_profile(label: str, prof: dict) -> None:

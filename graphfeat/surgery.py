@@ -144,15 +144,9 @@ def cut_file(
         return save_model(model, dst, src_dir=src.parent, src=src, force=force, deferred=deferred)
 
 
-def cut_model(
-    model: onnx.ModelProto,
-    layers: Sequence[str] | None = None,
-    indices: Sequence[int] | None = None,
-    tensors: Sequence[str] | None = None,
-    keep_outputs: bool = False,
-    strides: Sequence[int] | None = None,
-    layout: str = "nchw",
-) -> list[Resolution]:
+def cut_model(model: onnx.ModelProto, layers: Sequence[str] | None = None, indices: Sequence[int] | None = None,
+              tensors: Sequence[str] | None = None, keep_outputs: bool = False,
+              strides: Sequence[int] | None = None, layout: str = "nchw") -> list[Resolution]:
     """Cut ``model`` in place (see :func:`cut`); return the kept levels' resolutions in output order."""
     if layout not in LAYOUT_CHOICES:
         raise GraphfeatError(f"layout must be one of {', '.join(LAYOUT_CHOICES)}, got {layout!r}")

@@ -15,8 +15,10 @@ setup() {
     local venv=$1 extras=$2 stamp="$1/.graphfeat-installed-${2//,/-}"
     [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        "$venv/bin/python" -m pip install --quiet --upgrade pip
-        "$venv/bin/python" -m pip install --quiet -e ".[$extras]"
+        echo "installing graphfeat[$extras] into $venv (log: $venv/install.log)"
+        { "$venv/bin/python" -m pip install --quiet --upgrade pip &&
+          "$venv/bin/python" -m pip install --quiet -e ".[$extras]"; } > "$venv/install.log" 2>&1 ||
+            { cat "$venv/install.log" >&2; exit 1; }
         echo "$want" > "$stamp"
     fi
 }

@@ -134,20 +134,40 @@ def infer_types(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]
     sk = skeleton(model)[0]
     if input_shapes:
         with_input_shapes(sk, input_shapes)
-    inferred = _inference(sk, strict=False)
-    types: dict[str, onnx.TypeProto] = {}
-    for t in model.graph.initializer:
+    g = _inference(sk, strict=False).graph
+    types = _Types({t.name: t for t in model.graph.initializer})
+    for vi in (*g.input, *g.value_info, *g.output):
+        if vi.HasField("type"):
+            types[vi.name] = vi.type
+    return types
+
+
+class _Types(dict):
+    """Inferred types by tensor name; an initializer's type is made from its dims when first asked for
+    (a large model has tens of thousands of initializers that few callers look at)."""
+
+    def __init__(self, initializers: dict[str, onnx.TensorProto]):
+        super().__init__()
+        self._initializers = initializers
+
+    def __missing__(self, name: str) -> onnx.TypeProto:
+        t = self._initializers[name]  # KeyError for an unknown name, as a dict
         tp = onnx.TypeProto()
         tp.tensor_type.elem_type = t.data_type
         tp.tensor_type.shape.SetInParent()
         for d in t.dims:
             tp.tensor_type.shape.dim.add().dim_value = d
-        types[t.name] = tp
-    g = inferred.graph
-    for vi in (*g.input, *g.value_info, *g.output):
-        if vi.HasField("type"):
-            types[vi.name] = vi.type
-    return types
+        self[name] = tp
+        return tp
+
+    def get(self, name: str, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or name in self._initializers
 
 
 def check_model(model: onnx.ModelProto) -> None:
