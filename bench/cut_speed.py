@@ -67,7 +67,7 @@ def v_strides(src: str, dst: str) -> dict:
 
     from graphfeat.graph import GraphIndex
     from graphfeat.onnxfile import load_skeleton
-    from graphfeat.resolve.strides import trunk_candidates
+    from graphfeat.resolve import trunk_candidates
 
     index = GraphIndex(load_skeleton(src)[0])
     t0 = time.perf_counter()

@@ -4,10 +4,12 @@ Modules: :mod:`.resolver` (``Resolver``: the order, listing, suggestions),
 :mod:`.modules` (``Resolution`` and the module-tree base of the structural
 strategies), one module per strategy: :mod:`.metadata` (graphfeat's record),
 :mod:`.scope` (PyTorch module scopes), :mod:`.params` (parameter names plus
-structure). It imports the graph, file and levels layers, nothing above.
+structure), and :mod:`.strides` (levels by measured stride, for ``--strides``). It imports the graph, file and levels layers, nothing above.
 """
 from .metadata import MetadataStrategy
 from .modules import Resolution
 from .resolver import HEAD_OPS, Resolver
+from .strides import Candidate, TensorStride, measure_strides, pick_strides, trunk_candidates
 
-__all__ = ["HEAD_OPS", "MetadataStrategy", "Resolution", "Resolver"]
+__all__ = ["HEAD_OPS", "Candidate", "MetadataStrategy", "Resolution", "Resolver", "TensorStride", "measure_strides",
+           "pick_strides", "trunk_candidates"]
