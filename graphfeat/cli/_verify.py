@@ -6,8 +6,7 @@ import json
 import sys
 import warnings
 
-from ..runtime import RUNTIMES, verify_runtimes
-from ..runtime.precision import DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS
+from ..runtime import DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, RUNTIMES, verify_runtimes
 from ._format import printable, verify_table
 
 
