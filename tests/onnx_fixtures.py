@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -365,3 +366,16 @@ def anonymize(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, str]]:
     out.doc_string = ""
     out.producer_name = ""
     return out, names
+
+
+#: a ``python -c`` program running the graphfeat CLI where importing MindSpore fails
+BLOCK_MINDSPORE = textwrap.dedent("""
+    import sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name == "mindspore" or name.startswith("mindspore."):
+                raise ModuleNotFoundError("No module named 'mindspore'")
+    sys.meta_path.insert(0, Block())
+    from graphfeat.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")

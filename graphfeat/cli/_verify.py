@@ -1,11 +1,13 @@
-"""``graphfeat verify``: each level a runtime produces against MindSpore or a reference file."""
+"""``graphfeat verify``: each level a runtime produces against MindSpore, a reference file or the original."""
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
 
-from ..runtime import DEFAULT_RTOL, RUNTIMES, verify_runtimes
-from ._format import verify_table
+from ..runtime import DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, RUNTIMES, verify_runtimes
+from ._format import printable, verify_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -14,15 +16,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="registered model name: compute the reference in MindSpore")
     src.add_argument("--reference", metavar="REF.npz", help="reference written by graphfeat export --reference")
+    src.add_argument("--against", metavar="ORIGINAL.onnx",
+                     help="the file this one was made from (before fp16, quantisation, optimisation): its levels, "
+                          "run on ONNX Runtime on the same seeded images, are the reference (no MindSpore, no npz)")
     p.add_argument("--checkpoint", default="", help="with --model: the .ckpt the ONNX file was exported from")
-    p.add_argument("--seed", type=int, default=0, help="with --model: the seed the ONNX file was exported with")
+    p.add_argument("--seed", type=int, default=0,
+                   help="with --model: the seed the ONNX file was exported with (also seeds the images); "
+                        "with --against: seeds the images")
     p.add_argument("--runtime", nargs="+", choices=RUNTIMES, default=["onnxruntime"], metavar="RUNTIME",
                    help=f"one or more of {', '.join(RUNTIMES)} (default onnxruntime); the reference is computed once")
-    p.add_argument("--batch", type=int, help="batch size (default 1, or the reference's)")
+    p.add_argument("--providers", nargs="+", metavar="EP",
+                   help="ONNX Runtime execution providers, in order (e.g. CUDAExecutionProvider CPUExecutionProvider); "
+                        "the report lists the ones really active")
+    p.add_argument("--strict-providers", action="store_true",
+                   help="exit 2 when a requested provider is not active (default: a warning on stderr)")
+    p.add_argument("--batch", type=int,
+                   help="batch size (default: every image the reference holds, else 1); larger than the reference "
+                        "holds repeats its images, with a note")
     p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), help="only for models with a dynamic size")
     p.add_argument("--atol", type=float, default=0.0, help="absolute tolerance added to --rtol (default 0)")
-    p.add_argument("--rtol", type=float, default=DEFAULT_RTOL,
-                   help="max error relative to the level's max magnitude (default 1e-4)")
+    rtols = ", ".join(f"{v:g} {k}" for k, v in DEFAULT_RTOLS.items() if k != "float64")
+    p.add_argument("--rtol", type=float, default=None,
+                   help=f"max error relative to the level's max magnitude (default by the level's precision: {rtols}); "
+                        "on a quantised level it is checked besides cosine and SQNR")
+    p.add_argument("--min-cosine", type=float, default=None,
+                   help=f"cosine floor (default {DEFAULT_MIN_COSINE:g} for quantised levels, none otherwise)")
+    p.add_argument("--min-sqnr", type=float, default=None, metavar="DB",
+                   help=f"SQNR floor in dB (default {DEFAULT_MIN_SQNR:g} for quantised levels, none otherwise)")
     p.add_argument("--json", action="store_true", help="print JSON with the figures under 'levels'")
 
 
@@ -30,11 +50,17 @@ def run(args: argparse.Namespace) -> int:
     """Exit 0 if every level passes on every runtime, 1 if any fails (2 on bad input, via GraphfeatError).
 
     With one runtime the JSON is that runtime's report; with several it is
-    ``{"ok": ..., "runtimes": [report, ...]}``.
+    ``{"ok": ..., "runtimes": [report, ...]}``. Warnings (an inactive provider) go to stderr, one line each.
     """
-    reports = verify_runtimes(args.model_path, model=args.model, checkpoint=args.checkpoint,
-                              reference=args.reference, runtimes=args.runtime, batch=args.batch,
-                              input_size=args.input_size, rtol=args.rtol, atol=args.atol, seed=args.seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reports = verify_runtimes(args.model_path, model=args.model, checkpoint=args.checkpoint,
+                                  reference=args.reference, against=args.against, runtimes=args.runtime,
+                                  batch=args.batch, input_size=args.input_size, rtol=args.rtol, atol=args.atol,
+                                  min_cosine=args.min_cosine, min_sqnr=args.min_sqnr, seed=args.seed,
+                                  providers=args.providers, strict_providers=args.strict_providers)
+    for w in caught:
+        print(f"graphfeat verify: warning: {printable(str(w.message))}", file=sys.stderr)
     ok = all(r.ok for r in reports)
     if args.json:
         doc = reports[0].as_dict() if len(reports) == 1 else {"ok": ok, "runtimes": [r.as_dict() for r in reports]}

@@ -2,26 +2,39 @@
 
 Modules: :mod:`.sessions` (one callable per runtime: ONNX Runtime, OpenVINO,
 ``onnx.reference``), :mod:`.compare` (a level against its reference),
+:mod:`.precision` (what a level is computed in, and the criterion that follows),
 :mod:`.verification` (``verify``), :mod:`.pyramid` (``FeaturePyramid``, the
 deploy-time object), :mod:`.workers` (the one MindSpore-worker protocol). It
 imports the file, graph and levels layers, nothing above.
 """
 from .compare import DEFAULT_RTOL, DEGENERATE_STD, LevelMetrics, compare_level
+from .precision import (DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, Criterion, Precision, criterion_for,
+                        is_quantized, level_precisions)
 from .pyramid import FeaturePyramid
-from .sessions import RUNTIMES, run_onnxruntime, session
+from .sessions import RUNTIMES, ProviderWarning, Session, run_onnxruntime, session
 from .verification import VerifyReport, reference_inputs, verify, verify_runtimes
 from .workers import INSTALL_HINT, export_in_worker, mindspore_available, mindspore_levels, registered_models, run_job
 
 __all__ = [
+    "DEFAULT_MIN_COSINE",
+    "DEFAULT_MIN_SQNR",
     "DEFAULT_RTOL",
+    "DEFAULT_RTOLS",
     "DEGENERATE_STD",
     "INSTALL_HINT",
     "RUNTIMES",
+    "Criterion",
     "FeaturePyramid",
     "LevelMetrics",
+    "Precision",
+    "ProviderWarning",
+    "Session",
     "VerifyReport",
     "compare_level",
+    "criterion_for",
     "export_in_worker",
+    "is_quantized",
+    "level_precisions",
     "mindspore_available",
     "mindspore_levels",
     "reference_inputs",

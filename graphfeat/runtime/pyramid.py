@@ -12,18 +12,26 @@ from ..graph import input_spec
 from ..levels import FeatureInfo, read_metadata
 from ..onnxfile import load_model, materialize_external_data
 from .sessions import session
+from .verification import input_dtype, run_error
 
 
 class FeaturePyramid:
     """Run a cut feature model: ``pyramid(images) -> {level name: array}`` in feature_info order.
 
-    ``images`` is an NCHW float32 batch. ``feature_info`` gives each level's
-    channels and reduction. ``runtime`` is ``onnxruntime`` (default),
-    ``openvino`` or ``reference``; ``providers`` is passed to ONNX Runtime.
+    ``images`` is an NCHW float32 batch (cast to float16 for a file whose input
+    is float16). ``feature_info`` gives each level's channels and reduction.
+    ``runtime`` is ``onnxruntime`` (default), ``openvino`` or ``reference``;
+    ``providers`` is passed to ONNX Runtime, and ``self.providers`` lists the
+    ones really active (``["CPUExecutionProvider"]`` when CUDA was asked for
+    on a machine without it; ``["openvino:CPU"]``, ``["onnx.reference"]``).
+    A requested provider that is not active warns (``ProviderWarning``), or
+    raises GraphfeatError with ``strict_providers=True``. A call the runtime
+    cannot run (an input size the strides do not divide, say) raises
+    GraphfeatError.
     """
 
     def __init__(self, path: str | os.PathLike, runtime: str = "onnxruntime",
-                 providers: Sequence[str] | None = None) -> None:
+                 providers: Sequence[str] | None = None, strict_providers: bool = False) -> None:
         self.path = Path(path)
         model = load_model(self.path)
         record = read_metadata(model)
@@ -34,11 +42,18 @@ class FeaturePyramid:
         if len(levels) != len(record["levels"]):
             raise GraphfeatError(f"'{path}' records levels that are not outputs; cut it with graphfeat cut first")
         self.feature_info = FeatureInfo(levels)
+        self._levels = levels
         self._tensors = [lv["tensor"] for lv in levels]
         self.input_name, self.input_shape = input_spec(model)
         materialize_external_data(model, self.path.parent)
-        self._run = session(model, runtime, providers)
+        self._dtype = input_dtype(model)
+        self._run = session(model, runtime, providers, strict_providers)
         self.runtime = runtime
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers that really run the model."""
+        return list(self._run.providers)
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         if not isinstance(images, np.ndarray):
@@ -52,8 +67,12 @@ class FeaturePyramid:
                 what = {0: "batch", 1: "channels", 2: "height", 3: "width"}[axis]
                 raise GraphfeatError(f"the model expects {what} = {want}, got {got} (input shape "
                                      f"{['N' if d is None else d for d in self.input_shape]})")
-        out = self._run({self.input_name: images})
+        x = images.astype(self._dtype, copy=False)
+        try:
+            out = self._run({self.input_name: x})
+        except Exception as exc:  # each runtime raises its own types
+            raise run_error(self.runtime, self.path, images, self._levels, exc) from None
         return {name: out[t] for name, t in zip(self.feature_info.module_name(), self._tensors)}
 
     def __repr__(self) -> str:
-        return f"FeaturePyramid('{self.path}', runtime='{self.runtime}', {self.feature_info})"
+        return f"FeaturePyramid('{self.path}', runtime='{self.runtime}', providers={self.providers}, {self.feature_info})"

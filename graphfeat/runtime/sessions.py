@@ -1,6 +1,15 @@
-"""Run an ONNX model on one of several runtimes, behind one function."""
+"""Run an ONNX model on one of several runtimes, behind one function.
+
+A :class:`Session` says which execution providers really ran it
+(``providers``): ONNX Runtime's ``get_providers()`` after loading (it falls
+back to the CPU silently when, say, CUDA is requested on a machine without it),
+``["openvino:CPU"]`` for OpenVINO, ``["onnx.reference"]`` for the reference
+evaluator. A requested provider that is not active is a warning
+(:class:`ProviderWarning`), or a GraphfeatError with ``strict_providers``.
+"""
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
@@ -12,18 +21,52 @@ from ..graph import expose
 RUNTIMES = ("onnxruntime", "openvino", "reference")
 
 
-def _onnxruntime(model: onnx.ModelProto, providers=None) -> Callable[[dict], dict]:
+class ProviderWarning(UserWarning):
+    """A requested execution provider is not the one that runs the model."""
+
+
+class Session:
+    """``session(feeds) -> {output name: array}``; ``providers`` are the ones really active."""
+
+    def __init__(self, run: Callable[[dict], dict], runtime: str, providers: list[str],
+                 requested: list[str] | None = None) -> None:
+        self._run = run
+        self.runtime = runtime
+        self.providers = list(providers)
+        self.requested = list(requested or [])
+
+    def __call__(self, feeds: dict) -> dict:
+        return self._run(feeds)
+
+    @property
+    def missing(self) -> list[str]:
+        """Requested providers that are not active."""
+        return [p for p in self.requested if p not in self.providers]
+
+
+def provider_names(providers) -> list[str]:
+    """Names of an ORT-style providers list (entries may be ``(name, options)`` pairs)."""
+    if providers is None:
+        return []
+    if isinstance(providers, str):
+        providers = [providers]
+    return [p if isinstance(p, str) else str(p[0]) for p in providers]
+
+
+def _onnxruntime(model: onnx.ModelProto, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options,
-                                   providers=providers or ["CPUExecutionProvider"])
+    options.log_severity_level = 4  # a failed run becomes one GraphfeatError, not an ORT log line as well
+    with warnings.catch_warnings():  # ORT's own "not in available provider names": we say it once, below
+        warnings.simplefilter("ignore")
+        session = ort.InferenceSession(model.SerializeToString(), options,
+                                       providers=list(providers) if providers else ["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    return lambda feeds: dict(zip(names, session.run(names, feeds)))
+    return (lambda feeds: dict(zip(names, session.run(names, feeds)))), list(session.get_providers())
 
 
-def _openvino(model: onnx.ModelProto, providers=None) -> Callable[[dict], dict]:
+def _openvino(model: onnx.ModelProto, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
     try:
         import openvino as ov
     except ImportError:
@@ -38,30 +81,46 @@ def _openvino(model: onnx.ModelProto, providers=None) -> Callable[[dict], dict]:
         result = compiled(feeds)
         return {n: np.asarray(result[compiled.output(n)]) for n in names}
 
-    return run
+    return run, ["openvino:CPU"]
 
 
-def _reference(model: onnx.ModelProto, providers=None) -> Callable[[dict], dict]:
+def _reference(model: onnx.ModelProto, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
     from onnx.reference import ReferenceEvaluator
 
     evaluator = ReferenceEvaluator(model)
     names = [o.name for o in model.graph.output]
-    return lambda feeds: dict(zip(names, evaluator.run(None, feeds)))
+    return (lambda feeds: dict(zip(names, evaluator.run(None, feeds)))), ["onnx.reference"]
 
 
 _LOADERS = {"onnxruntime": _onnxruntime, "openvino": _openvino, "reference": _reference}
 
 
-def session(model: onnx.ModelProto, runtime: str = "onnxruntime", providers=None) -> Callable[[dict], dict]:
-    """A callable ``feeds -> {output name: array}`` running ``model`` on ``runtime``."""
+def session(model: onnx.ModelProto, runtime: str = "onnxruntime", providers=None,
+            strict_providers: bool = False) -> Session:
+    """A :class:`Session` (``feeds -> {output name: array}``) running ``model`` on ``runtime``.
+
+    ``providers`` go to ONNX Runtime (the other runtimes take none). When one of them is not active after
+    loading, a :class:`ProviderWarning` says which providers run instead; with ``strict_providers`` it is a
+    GraphfeatError.
+    """
     if runtime not in _LOADERS:
         raise GraphfeatError(f"unknown runtime '{runtime}'; choose one of {', '.join(RUNTIMES)}")
+    requested = provider_names(providers)
     try:
-        return _LOADERS[runtime](model, providers)
+        run, active = _LOADERS[runtime](model, providers if runtime == "onnxruntime" else None)
     except GraphfeatError:
         raise
     except Exception as exc:  # each runtime raises its own types
         raise GraphfeatError(f"{runtime} cannot load the model: {str(exc).strip().splitlines()[0]}") from None
+    sess = Session(run, runtime, active, requested)
+    if sess.missing:
+        msg = (f"requested provider{'s' if len(sess.missing) > 1 else ''} {', '.join(sess.missing)} "
+               f"{'are' if len(sess.missing) > 1 else 'is'} not active on {runtime}; "
+               f"running on {', '.join(active) or 'nothing'}")
+        if strict_providers:
+            raise GraphfeatError(msg + " (strict providers)")
+        warnings.warn(msg, ProviderWarning, stacklevel=2)
+    return sess
 
 
 def run_onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray],

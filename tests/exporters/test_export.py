@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import onnx
@@ -20,6 +19,7 @@ from exporters.proof import prove_levels
 from graphfeat.runtime import run_onnxruntime  # noqa: E402
 
 from conftest import assert_close_rel, rand_images  # noqa: E402
+from onnx_fixtures import BLOCK_MINDSPORE  # noqa: E402
 from ms_helpers import classifier, features, levels, representatives  # noqa: E402
 
 SIZE = (64, 64)
@@ -121,16 +121,6 @@ def test_cli_export_runs_in_a_worker(tmp_path):
     assert not list(tmp_path.glob(".*tmp")), "no partial file may remain"
 
 
-BLOCK_MINDSPORE = textwrap.dedent("""
-    import sys
-    class Block:
-        def find_spec(self, name, path=None, target=None):
-            if name == "mindspore" or name.startswith("mindspore."):
-                raise ModuleNotFoundError("No module named 'mindspore'")
-    sys.meta_path.insert(0, Block())
-    from graphfeat.cli import main
-    sys.exit(main(sys.argv[1:]))
-""")
 
 
 def test_export_without_mindspore_says_how_to_install(tmp_path):

@@ -20,7 +20,7 @@ from graphfeat import verify  # noqa: E402
 
 from conftest import rand_images  # noqa: E402
 from ms_helpers import classifier, features, levels, representatives  # noqa: E402
-from test_export import BLOCK_MINDSPORE  # noqa: E402
+from onnx_fixtures import BLOCK_MINDSPORE  # noqa: E402
 
 
 def cut_pyramid(exported, name, size=(64, 64)):
@@ -104,7 +104,8 @@ def test_verify_cli_json_against_reference(exported):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert [lv["name"] for lv in report["levels"]] == names
-    assert set(report["levels"][0]) == {"name", "shape", "max_abs", "max_rel", "cosine", "ok", "note"}
+    assert set(report["levels"][0]) == {"name", "shape", "max_abs", "max_rel", "cosine", "ok", "note",
+                                          "sqnr", "dtype", "criterion"}
     assert all(lv["ok"] and lv["max_rel"] <= 1e-4 and lv["cosine"] > 0.9999 for lv in report["levels"])
 
 

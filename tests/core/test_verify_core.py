@@ -1,0 +1,241 @@
+"""verify on real fp16-converted and QDQ-quantised copies of small hand-built pyramids (no MindSpore).
+
+Each case runs the real converter (onnxconverter-common) or the real ORT quantiser, then the real
+runtimes; the reference is either an npz written here from the fp32 model or the fp32 original itself
+(``--against``). Every check is one that a wrong implementation fails.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from tests.onnx_fixtures import add_metadata, expose, resnet_like, run
+
+import graphfeat
+from graphfeat.errors import GraphfeatError
+from graphfeat.levels import read_metadata
+from graphfeat.runtime import (DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, FeaturePyramid, ProviderWarning,
+                               is_quantized, level_precisions, verify)
+
+LEVELS = ["layer1", "layer2", "layer3", "layer4"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _need_fp16(files) -> None:
+    if files["fp16"] is None:
+        pytest.skip("onnxconverter-common is not installed")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "graphfeat", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """fp32 original with metadata, its cut, an npz reference with 3 distinct images, and converted copies."""
+    d = tmp_path_factory.mktemp("verify_core")
+    model, truth = resnet_like("plain")
+    model = add_metadata(model, [(n, truth[n], c, r) for n, c, r in
+                                 zip(LEVELS, (8, 16, 24, 32), (4, 8, 16, 32))])
+    original = d / "net.onnx"
+    onnx.save(model, original)
+    cut = d / "net.features.onnx"
+    onnx.save(graphfeat.cut(original, layers=LEVELS), cut)
+    x = np.random.default_rng(7).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    values = run(expose(model, [truth[n] for n in LEVELS]), x)
+    ref = d / "net.npz"
+    np.savez(ref, input=x, **{f"level/{n}": values[truth[n]] for n in LEVELS})
+    onnx_fp32 = onnx.load(cut)
+
+    fp16 = d / "net.fp16.onnx"  # fp16 inside and at the outputs (keep_io_types=False: fp16 input too)
+    try:
+        from onnxconverter_common import float16
+    except ImportError:  # not (yet) in the `test` extra: the fp16 cases skip, the others run
+        fp16 = None
+    else:
+        onnx.save(float16.convert_float_to_float16(onnx.load(cut), keep_io_types=False), fp16)
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(11)
+            self.batches = iter([{"images": rng.standard_normal((1, 3, 64, 64)).astype(np.float32)} for _ in range(8)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    qdq = d / "net.qdq.onnx"
+    quantize_static(str(cut), str(qdq), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    tampered = d / "net.tampered.onnx"  # one convolution's weights doubled: a wrong file, not a rounding
+    bad = onnx.load(cut)
+    conv = [n for n in bad.graph.node if n.op_type == "Conv"][6]
+    init = next(t for t in bad.graph.initializer if t.name == conv.input[1])
+    init.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(init) * 2.0, init.name))
+    onnx.save(bad, tampered)
+    return {"dir": d, "original": original, "cut": cut, "ref": ref, "fp16": fp16, "qdq": qdq,
+            "tampered": tampered, "x": x, "fp32_model": onnx_fp32}
+
+
+def test_precision_detection(files):
+    _need_fp16(files)
+    fp32, fp16, qdq = (onnx.load(files[k]) for k in ("cut", "fp16", "qdq"))
+    outs = lambda m: [o.name for o in m.graph.output]  # noqa: E731
+    assert {p.compute for p in level_precisions(fp32, outs(fp32)).values()} == {"float32"}
+    p16 = level_precisions(fp16, outs(fp16))
+    assert {(p.dtype, p.compute, p.quantized) for p in p16.values()} == {("float16", "float16", False)}
+    pq = level_precisions(qdq, outs(qdq))
+    assert all(p.quantized for p in pq.values())
+    assert is_quantized(qdq) and not is_quantized(fp32) and not is_quantized(fp16)
+
+
+def test_fp32_default_is_1e4_and_fp16_default_is_looser(files):
+    _need_fp16(files)
+    r32 = verify(files["cut"], reference=files["ref"])
+    assert r32.ok and all(m.criterion == "rtol 0.0001 (float32)" for m in r32.levels)
+    r16 = verify(files["fp16"], reference=files["ref"])
+    assert r16.ok, [(m.name, m.max_rel, m.note) for m in r16.levels]
+    assert all(m.dtype == "float16" and m.criterion == f"rtol {DEFAULT_RTOLS['float16']:g} (float16)"
+               for m in r16.levels)
+    worst = max(m.max_rel for m in r16.levels)
+    assert 1e-4 < worst < DEFAULT_RTOLS["float16"]  # real fp16 rounding: over the fp32 tolerance, under fp16's
+    # an explicit --rtol still overrides: fp16 fails at the fp32 tolerance
+    strict = verify(files["fp16"], reference=files["ref"], rtol=1e-4)
+    assert not strict.ok and all(m.criterion == "rtol 0.0001 (--rtol given)" for m in strict.levels)
+
+
+def test_qdq_judged_by_cosine_and_sqnr(files):
+    r = verify(files["qdq"], reference=files["ref"])
+    assert r.quantized and r.ok, [(m.name, m.cosine, m.sqnr, m.note) for m in r.levels]
+    for m in r.levels:
+        assert m.criterion == f"cosine >= {DEFAULT_MIN_COSINE:g} and SQNR >= {DEFAULT_MIN_SQNR:g} dB (quantized)"
+        assert m.max_rel > DEFAULT_RTOLS["float16"]  # elementwise it would fail: it is not the criterion
+        assert DEFAULT_MIN_SQNR < m.sqnr < 60 and DEFAULT_MIN_COSINE < m.cosine < 0.99999
+    tight = verify(files["qdq"], reference=files["ref"], min_sqnr=80.0)
+    assert not tight.ok and all("SQNR" in m.note for m in tight.levels)
+    both = verify(files["qdq"], reference=files["ref"], rtol=1e-4)
+    assert not both.ok and all("rtol" in m.criterion and "cosine" in m.criterion for m in both.levels)
+
+
+def test_against_original_passes_for_copies_and_fails_for_a_tampered_one(files):
+    _need_fp16(files)
+    for key in ("cut", "fp16", "qdq"):
+        r = verify(files[key], against=files["original"], batch=2)
+        assert r.ok, (key, [(m.name, m.max_rel, m.note) for m in r.levels])
+        assert r.images == 2 and r.source.startswith("original ")
+    bad = verify(files["tampered"], against=files["original"])
+    assert not bad.ok and bad.levels[0].ok  # the doubled conv is after layer1
+    # the CLI: exit codes 0 / 1, JSON fields; --against excludes --reference
+    ok = _cli("verify", files["fp16"], "--against", files["original"], "--json")
+    assert ok.returncode == 0, ok.stderr
+    doc = json.loads(ok.stdout)
+    assert doc["providers"] == ["CPUExecutionProvider"] and doc["source"].startswith("original")
+    assert {lv["dtype"] for lv in doc["levels"]} == {"float16"}
+    assert all(lv["criterion"] == "rtol 0.02 (float16)" for lv in doc["levels"])
+    fail = _cli("verify", files["tampered"], "--against", files["original"])
+    assert fail.returncode == 1 and "FAIL" in fail.stdout
+    both = _cli("verify", files["cut"], "--against", files["original"], "--reference", files["ref"])
+    assert both.returncode == 2 and "not allowed with" in both.stderr
+
+
+def test_against_a_file_without_the_level_is_refused(files, tmp_path):
+    other, truth = resnet_like("plain", seed=3)
+    other = add_metadata(other, [("relu", truth["relu"], 8, 2)])
+    path = tmp_path / "other.onnx"
+    onnx.save(other, path)
+    with pytest.raises(GraphfeatError, match="has no level layer1"):
+        verify(files["cut"], against=path)
+
+
+def test_providers_reported_warned_and_strict(files):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p = FeaturePyramid(files["cut"], providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert p.providers == ["CPUExecutionProvider"]
+    assert [w for w in caught if issubclass(w.category, ProviderWarning) and "CUDAExecutionProvider" in str(w.message)]
+    with pytest.raises(GraphfeatError, match="CUDAExecutionProvider is not active"):
+        FeaturePyramid(files["cut"], providers=["CUDAExecutionProvider"], strict_providers=True)
+    assert FeaturePyramid(files["cut"], runtime="reference").providers == ["onnx.reference"]
+    warn = _cli("verify", files["cut"], "--reference", files["ref"], "--providers", "CUDAExecutionProvider", "--json")
+    assert warn.returncode == 0
+    lines = [ln for ln in warn.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "warning" in lines[0] and "CUDAExecutionProvider" in lines[0]
+    doc = json.loads(warn.stdout)
+    assert doc["requested_providers"] == ["CUDAExecutionProvider"] and doc["providers"] == ["CPUExecutionProvider"]
+    strict = _cli("verify", files["cut"], "--reference", files["ref"], "--providers", "CUDAExecutionProvider",
+                  "--strict-providers")
+    assert strict.returncode == 2 and "not active" in strict.stderr and not strict.stdout
+
+
+def test_reference_images_distinct_first_n_then_tiled_with_a_note(files):
+    r = verify(files["cut"], reference=files["ref"])
+    assert r.input_shape[0] == 3 and r.images == 3 and not r.notes
+    r2 = verify(files["cut"], reference=files["ref"], batch=2)
+    assert r2.input_shape[0] == 2 and r2.images == 2 and not r2.notes
+    r5 = verify(files["cut"], reference=files["ref"], batch=5)
+    assert r5.ok and r5.input_shape[0] == 5 and r5.images == 3
+    assert any("3 distinct images" in n for n in r5.notes)
+    table = _cli("verify", files["cut"], "--reference", files["ref"], "--batch", "5")
+    assert table.returncode == 0 and "note: the reference holds 3 distinct images" in table.stdout
+    # an old one-image reference still works, at batch 1 and tiled
+    old = files["dir"] / "old.npz"
+    data = np.load(files["ref"])
+    np.savez(old, **{k: data[k][:1] for k in data.files})
+    assert verify(files["cut"], reference=old).images == 1
+    r4 = verify(files["cut"], reference=old, batch=4)
+    assert r4.ok and r4.images == 1 and r4.notes
+
+
+def test_model_images_are_distinct(files, monkeypatch):
+    """--model draws a seeded batch: every image different (the MindSpore side is stubbed by the fp32 model)."""
+    from graphfeat.runtime import verification
+
+    model = onnx.load(files["original"])
+    tensors = {lv["name"]: lv["tensor"] for lv in read_metadata(model)["levels"]}
+
+    def fake(name, names, x, checkpoint, seed):
+        out = run(expose(model, [tensors[n] for n in names]), x)
+        return [out[tensors[n]] for n in names]
+
+    monkeypatch.setattr(verification, "mindspore_levels", fake)
+    r = verify(files["cut"], model="stub", batch=4)
+    assert r.ok and r.images == 4
+
+
+def test_run_time_size_errors_are_graphfeat_errors(tmp_path):
+    """A dynamic-size file at a size its branches cannot meet: one clear GraphfeatError, not an ORT traceback."""
+    from tests.onnx_fixtures import hrnet_like
+
+    model, truth = hrnet_like("plain")
+    # the fused stride-4 branch adds the upsampled stride-8 one: at 68 px they are 17 and 2 x 9 = 18
+    add = next(n for n in model.graph.node if n.op_type == "Add" and truth["stage1.fuse_layers.0.1"] in n.input)
+    fused = next(n for n in model.graph.node if n.op_type == "Relu" and add.output[0] in n.input).output[0]
+    model = add_metadata(model, [("fused", fused, 8, 4), ("down", truth["stage1.fuse_layers.1.0"], 16, 8)])
+    for k, name in ((2, "h"), (3, "w")):
+        model.graph.input[0].type.tensor_type.shape.dim[k].Clear()
+        model.graph.input[0].type.tensor_type.shape.dim[k].dim_param = name
+    del model.graph.value_info[:]
+    path = tmp_path / "hr.onnx"
+    onnx.save(model, path)
+    cut = tmp_path / "hr.features.onnx"
+    onnx.save(graphfeat.cut(path, tensors=[fused, truth["stage1.fuse_layers.1.0"]]), cut)
+    raw = onnx.load(cut)
+    del raw.metadata_props[:]  # a dynamic-size cut by tensor leaves chs/reduction open: record them
+    outs = [o.name for o in raw.graph.output]
+    onnx.save(add_metadata(raw, [("fused", outs[0], 8, 4), ("down", outs[1], 16, 8)]), cut)
+    pyramid = FeaturePyramid(cut)
+    ok = pyramid(np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32))
+    assert [v.shape[2] for v in ok.values()] == [16, 8]
+    with pytest.raises(GraphfeatError, match="68x68 is not a multiple of the deepest stride 8"):
+        pyramid(np.ones((1, 3, 68, 68), np.float32))
+    bad = _cli("verify", cut, "--against", path, "--input-size", "68", "68")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "stride 8" in bad.stderr
