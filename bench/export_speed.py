@@ -1,0 +1,79 @@
+"""How long ``graphfeat export`` takes now, side by side with a reference commit (round 1: 097758a).
+
+    .venv/bin/python bench/export_speed.py                       # resnet50 hrnet_w32 vgg16_bn, 224 px
+    .venv/bin/python bench/export_speed.py --models resnet50 --runs 2 --base 097758a
+
+Each variant is one ``graphfeat export MODEL`` run through the worker protocol of
+its own code, in a fresh process: the reference commit is checked out into a
+temporary ``git worktree`` and imported from there (its own ``exporters``, so
+its own oneDNN defaults), the current tree from this checkout. Variants
+alternate per run, so both see the same machine load. Wall time is the whole
+export as a user waits for it (worker start, MindSpore compiles, ONNX export,
+proofs, save). The README's target: the current code at most 25% of the
+reference's time on resnet50, hrnet_w32 and vgg16_bn.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parent)]
+from _common import ROOT, machine_note, secs, table  # noqa: E402
+
+MODELS = ["resnet50", "hrnet_w32", "vgg16_bn"]
+
+
+def export_once(code_root: Path, model: str, out: Path, size: int, timeout: float) -> float:
+    """Wall seconds of one ``graphfeat export`` with the code at ``code_root``; raises on failure."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")}
+    env["PYTHONPATH"] = str(code_root)
+    cmd = [sys.executable, "-m", "graphfeat", "export", model, "-o", str(out), "--input-size", str(size), str(size),
+           "--force"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=code_root, env=env, capture_output=True, text=True, timeout=timeout)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{code_root.name}: export {model} failed: {proc.stderr.strip()[-400:]}")
+    out.unlink(missing_ok=True)
+    return seconds
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="*", default=MODELS)
+    p.add_argument("--base", default="097758a", help="reference commit (default: round 1, 097758a)")
+    p.add_argument("--runs", type=int, default=1, help="alternating runs per variant (default 1)")
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--timeout", type=float, default=1800)
+    args = p.parse_args()
+    print(machine_note())
+    with tempfile.TemporaryDirectory(prefix="graphfeat-export-speed-") as tmp:
+        base = Path(tmp) / "base"
+        subprocess.run(["git", "worktree", "add", "--detach", str(base), args.base], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            rows = []
+            for model in args.models:
+                times: dict[str, list[float]] = {"reference": [], "current": []}
+                for run in range(args.runs):
+                    for label, root in (("reference", base), ("current", ROOT)):
+                        t = export_once(root, model, Path(tmp) / f"{label}.onnx", args.size, args.timeout)
+                        times[label].append(t)
+                        print(f"  {model} run {run + 1}: {label} {secs(t)}", flush=True)
+                ref, cur = statistics.median(times["reference"]), statistics.median(times["current"])
+                rows.append([model, secs(ref), secs(cur), f"{cur / ref:.0%}", "met" if cur <= 0.25 * ref else "missed"])
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
+    print(f"\n### graphfeat export, {args.size} px, current vs {args.base} (median of {args.runs})\n")
+    print(table(["model", f"{args.base}", "current", "current / reference", "target <= 25%"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
