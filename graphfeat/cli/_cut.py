@@ -20,11 +20,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-outputs", action="store_true", help="keep the model's original outputs too")
     p.add_argument("--layout", choices=LAYOUT_CHOICES, default="nchw",
                    help="with --strides: deliver every level as NCHW (default), or as the graph computes it")
+    p.add_argument("--reference", metavar="REF.npz",
+                   help="the export's reference: find levels a tool renamed (or a file without metadata) by value")
+    p.add_argument("--like", metavar="ORIGINAL.onnx",
+                   help="the file before the tool: run it and find its levels in this one by value")
     p.add_argument("--force", action="store_true", help="overwrite an existing output (or the input)")
 
 
 def run(args: argparse.Namespace) -> int:
     out = cut_file(args.model, args.output, layers=args.layers, indices=args.indices, tensors=args.tensors,
-                   strides=args.strides, layout=args.layout, keep_outputs=args.keep_outputs, force=args.force)
+                   strides=args.strides, layout=args.layout, keep_outputs=args.keep_outputs, force=args.force,
+                   reference=args.reference, like=args.like)
     print(f"wrote {out}")
     return 0

@@ -12,11 +12,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="list the model's feature layers")
     p.add_argument("model", help="input .onnx file")
     p.add_argument("--json", action="store_true", help="print JSON: {layers: [...]}")
+    p.add_argument("--reference", metavar="REF.npz",
+                   help="the export's reference: find levels a tool renamed (or a file without metadata) by value")
+    p.add_argument("--like", metavar="ORIGINAL.onnx",
+                   help="the file before the tool: run it and find its levels in this one by value")
     p.add_argument("--plot", metavar="PNG", help="draw the pyramid to this image (needs graphfeat[plot])")
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = feature_levels(args.model)
+    rows = feature_levels(args.model, reference=args.reference, like=args.like)
     candidates = [] if rows else stride_candidates(args.model)
     if args.plot:
         from ._plot import plot_pyramid  # matplotlib only when asked

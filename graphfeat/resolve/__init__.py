@@ -2,12 +2,16 @@
 
 Modules: :mod:`.resolver` (``Resolver``: the order, listing, suggestions),
 :mod:`.modules` (``Resolution`` and the module-tree base of the structural
-strategies), one module per strategy: :mod:`.metadata` (graphfeat's record),
+strategies), one module per strategy: :mod:`.metadata` (graphfeat's record,
+and levels found again by value when a tool renamed their tensors),
+:mod:`.fingerprint` (fingerprints, reference values, the one matching run),
 :mod:`.scope` (PyTorch module scopes), :mod:`.params` (parameter names plus
 structure). It imports the graph, file and levels layers, nothing above.
 """
-from .metadata import MetadataStrategy
+from .fingerprint import Targets, file_kind, find_levels, probe_input, producer_op, sketch
+from .metadata import MetadataStrategy, ValueFinder
 from .modules import Resolution
 from .resolver import HEAD_OPS, Resolver
 
-__all__ = ["HEAD_OPS", "MetadataStrategy", "Resolution", "Resolver"]
+__all__ = ["HEAD_OPS", "MetadataStrategy", "Resolution", "Resolver", "Targets", "ValueFinder", "file_kind",
+           "find_levels", "probe_input", "producer_op", "sketch"]
