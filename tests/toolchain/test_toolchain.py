@@ -57,6 +57,11 @@ def test_cell(exported, work, family, tool):
         assert cell.resolved_by == ("reference",)
 
 
+def _levels(path) -> list[dict]:
+    model = onnx.load(str(path))
+    return json.loads(next(p.value for p in model.metadata_props if p.key.startswith("graphfeat.")))["levels"]
+
+
 def _simplified(exported, work):
     path, ref, _ = exported("efficientnet_b0")
     dst = work / "efficientnet_b0.onnxsim.onnx"
@@ -72,8 +77,7 @@ def test_one_forward_pass_finds_every_renamed_level(exported, work, monkeypatch)
     monkeypatch.setattr(fingerprint, "run_tensors", lambda *a, **k: runs.append(1) or real(*a, **k))
     out = cut_file(sim, work / "one-pass.onnx", indices=list(range(9)), force=True)
     assert len(runs) == 1
-    record = json.loads(onnx.load(str(out)).metadata_props[0].value)
-    renamed = [lv for lv in record["levels"] if lv.get("resolved_by") == "fingerprint"]
+    renamed = [lv for lv in _levels(out) if lv.get("resolved_by") == "fingerprint"]
     assert renamed and all(lv["recorded_tensor"] != lv["tensor"] for lv in renamed)
 
 
@@ -92,7 +96,7 @@ def test_stale_level_without_fingerprint_is_refused_with_a_hint(exported, work):
     # the reference, or the original file, finds it by value
     for opt in ({"reference": ref}, {"like": exported("efficientnet_b0")[0]}):
         out = cut_file(bare, work / "x.onnx", layers=["features.3"], force=True, **opt)
-        level = json.loads(onnx.load(str(out)).metadata_props[0].value)["levels"][0]
+        level = _levels(out)[0]
         assert level["resolved_by"] == "reference"
 
 
