@@ -216,6 +216,35 @@ def _save_reference(path: Path, probe: np.ndarray, names: list[str], levels: lis
     atomic_write(path, lambda f: np.savez(f, **arrays), force=force)
 
 
+def _add_fingerprints(record: dict, model: onnx.ModelProto, levels: Sequence[np.ndarray]) -> None:
+    """Record each level's fingerprint (a sketch of its values on the probe, with the op computing it)
+    and the probe seed, so that a tool's renamed tensor can be found again by value (``graphfeat.resolve``)."""
+    from graphfeat.resolve import producer_op, sketch
+
+    index = GraphIndex(model)
+    record["probe_seed"] = PROBE_SEED
+    for level, values in zip(record["levels"], levels):
+        level["fingerprint"] = sketch(values, producer_op(index, level["tensor"]))
+
+
+#: images in the reference ``.npz``: the probe first, then distinct seeded images
+REFERENCE_IMAGES = 3
+
+
+def _reference_images(feature_model, probe: np.ndarray, selected: Sequence[int], levels: Sequence[np.ndarray]
+                      ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``REFERENCE_IMAGES`` distinct probe images (batch N: the probe, then seeds PROBE_SEED+1, ...) and
+    the MindSpore levels on each, run one image at a time (the export's compiled shape)."""
+    images, per_level = [probe], [[v] for v in levels]
+    for k in range(1, REFERENCE_IMAGES):
+        image = probe_input(probe.shape[2:], in_channels=probe.shape[1], seed=PROBE_SEED + k)
+        images.append(image)
+        out = _as_tuple(feature_model(Tensor(image)))
+        for acc, i in zip(per_level, selected):
+            acc.append(out[i].asnumpy())
+    return np.concatenate(images), [np.concatenate(v) for v in per_level]
+
+
 def _prove_batch(model: onnx.ModelProto, probe: np.ndarray, outputs: Sequence[str], rtol: float) -> None:
     """Prove the dynamic batch: a batch of two images must give, image by image, what each gives alone.
 
@@ -321,6 +350,7 @@ def export_model(
         checkpoint=os.path.basename(checkpoint_path) if checkpoint_path else None,
         versions=_versions(),
     )
+    _add_fingerprints(record, model, levels)
     write_metadata(model, record)
     model.producer_name = "graphfeat"
     model.producer_version = f"{record['versions']['graphfeat']} (MindSpore {ms.__version__})"
@@ -341,7 +371,8 @@ def export_model(
     save_model(model, path, force=force)
     if reference:
         report.reference = str(reference)
-        _save_reference(Path(reference), probe, names, levels, record, force)
+        ref_probe, ref_levels = _reference_images(feature_model, probe, selected, levels)
+        _save_reference(Path(reference), ref_probe, names, ref_levels, record, force)
     report.levels = record["levels"]
     report.nodes = len(model.graph.node)
     report.size_bytes = path.stat().st_size

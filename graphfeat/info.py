@@ -15,8 +15,8 @@ import onnx
 from .errors import GraphfeatError
 from .graph import GraphIndex, Shape
 from .levels import FeatureInfo, level_dims
-from .onnxfile import check_sane, load_skeleton
-from .resolve import Resolver
+from .onnxfile import check_sane, load_model, load_skeleton
+from .resolve import Resolver, ValueFinder
 from .resolve.strides import TensorStride, measure_strides, trunk_candidates
 
 
@@ -57,14 +57,27 @@ def _load(model_or_path: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto
     return load_skeleton(model_or_path)[0]  # the weights are never needed here
 
 
-def feature_levels(model_or_path: onnx.ModelProto | str | os.PathLike) -> list[Level]:
+def _full_loader(model_or_path):
+    if isinstance(model_or_path, onnx.ModelProto):
+        return lambda: model_or_path
+    return lambda: load_model(model_or_path)
+
+
+def feature_levels(model_or_path: onnx.ModelProto | str | os.PathLike, *,
+                   reference: str | os.PathLike | None = None, like: str | os.PathLike | None = None) -> list[Level]:
     """The model's feature layers: from its graphfeat metadata, else resolved structurally.
 
     Structural rows take ``chs``/``reduction`` from inferred NCHW shapes when
     they are static, else None (see :func:`graphfeat.levels.level_dims`).
+    A level whose recorded tensor a tool renamed is found again by value (its
+    fingerprint, or ``reference``/``like``: see :func:`graphfeat.cut`); its row
+    says ``resolved_by`` ``fingerprint`` or ``reference``. A recorded level
+    that cannot be found (fused away, ambiguous, stale without a fingerprint)
+    is a GraphfeatError naming it, as for the cut.
     """
     index = GraphIndex(_load(model_or_path))
-    levels = Resolver(index).levels()
+    resolver = Resolver(index, ValueFinder(index, _full_loader(model_or_path), reference=reference, like=like))
+    levels = resolver.levels()
     measured = _measured(index) if levels else {}
     rows = []
     for i, res in enumerate(levels):

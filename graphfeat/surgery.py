@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from .graph import GraphIndex, check_model, cleanup, set_outputs, shape_of, to_n
 from .levels import build_record, level_dims, normalize_out_indices, read_feature_record, write_feature_record
 from .onnxfile import (
     as_path,
+    load_model,
     check_destination,
     check_sane,
     load_skeleton,
@@ -40,7 +41,7 @@ from .onnxfile import (
     materialize_external_data,
     save_model,
 )
-from .resolve import Resolution, Resolver
+from .resolve import Resolution, Resolver, ValueFinder
 
 #: how ``strides`` levels are delivered: converted to NCHW, or as the graph computes them
 LAYOUT_CHOICES = ("nchw", "native")
@@ -68,6 +69,8 @@ def cut(
     *,
     strides: Sequence[int] | None = None,
     layout: str = "nchw",
+    reference: str | os.PathLike | None = None,
+    like: str | os.PathLike | None = None,
 ) -> onnx.ModelProto:
     """Return a copy of the model whose outputs are the requested feature layers.
 
@@ -87,6 +90,13 @@ def cut(
     the result still needs are then read into the returned proto (use
     :func:`cut_file` for models too large for memory). An in-memory model is
     not modified.
+
+    A level whose recorded tensor a deployment tool renamed or replaced is
+    found again by value (:mod:`graphfeat.resolve.fingerprint`): by the
+    fingerprints the export recorded, or against ``reference`` (the export's
+    ``.npz``) or ``like`` (the original ``.onnx``), which also supply the
+    levels of a file whose metadata was dropped. This adds one forward pass
+    of the model on ONNX Runtime, and only when a level needs it.
     """
     with gc_paused():
         if isinstance(model_or_path, onnx.ModelProto):
@@ -94,12 +104,14 @@ def cut(
             model = onnx.ModelProto()
             model.CopyFrom(model_or_path)
             base_dir = deferred = None
+            load_full = lambda: model_or_path  # noqa: E731 - the caller's model is never modified
         else:
             path = as_path(model_or_path)
             model, deferred = load_skeleton(path)
             base_dir = path.parent
+            load_full = _full_loader(path)
         cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs,
-                  strides=strides, layout=layout)
+                  strides=strides, layout=layout, reference=reference, like=like, load_full=load_full)
         if base_dir is not None:
             materialize_external_data(model, base_dir)
         materialize_deferred(model, deferred)
@@ -123,6 +135,8 @@ def cut_file(
     force: bool = False,
     strides: Sequence[int] | None = None,
     layout: str = "nchw",
+    reference: str | os.PathLike | None = None,
+    like: str | os.PathLike | None = None,
 ) -> Path:
     """Cut the model at ``src`` and write it to ``dst`` (default ``MODEL.features.onnx``).
 
@@ -140,18 +154,23 @@ def cut_file(
     with gc_paused():
         model, deferred = load_skeleton(src)
         cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs,
-                  strides=strides, layout=layout)
+                  strides=strides, layout=layout, reference=reference, like=like, load_full=_full_loader(src))
         return save_model(model, dst, src_dir=src.parent, src=src, force=force, deferred=deferred)
 
 
 def cut_model(model: onnx.ModelProto, layers: Sequence[str] | None = None, indices: Sequence[int] | None = None,
               tensors: Sequence[str] | None = None, keep_outputs: bool = False,
-              strides: Sequence[int] | None = None, layout: str = "nchw") -> list[Resolution]:
-    """Cut ``model`` in place (see :func:`cut`); return the kept levels' resolutions in output order."""
+              strides: Sequence[int] | None = None, layout: str = "nchw", reference: str | os.PathLike | None = None,
+              like: str | os.PathLike | None = None, load_full: Callable[[], onnx.ModelProto] | None = None,
+              ) -> list[Resolution]:
+    """Cut ``model`` in place (see :func:`cut`); return the kept levels' resolutions in output order.
+
+    ``load_full`` returns the model with its weights, for the one ONNX Runtime run that finds
+    renamed levels by value; by default ``model`` itself (then it must hold its weights)."""
     if layout not in LAYOUT_CHOICES:
         raise GraphfeatError(f"layout must be one of {', '.join(LAYOUT_CHOICES)}, got {layout!r}")
     index = GraphIndex(model)
-    resolver = Resolver(index)
+    resolver = Resolver(index, ValueFinder(index, load_full, reference=reference, like=like))
     picked = _select(resolver, layers, indices, tensors, strides)
     sources = {r.name: r.tensor for r in picked}
     if strides is not None and layout == "nchw":
@@ -159,12 +178,52 @@ def cut_model(model: onnx.ModelProto, layers: Sequence[str] | None = None, indic
         if any(sources[r.name] != r.tensor for r in picked):
             index = GraphIndex(model)  # the conversion nodes are new tensors
     pairs = [(r.tensor if r.resolved_by == "tensor" else r.name, sources[r.name]) for r in picked]
+    declared = _declared_types(model, pairs)  # before the renames drop the tensors' value_info
     set_outputs(model, index, pairs, keep_existing=keep_outputs)
     # renames keep the order and new Identity nodes go last: a sorted graph stays sorted
     cleanup(model, assume_sorted=index.order == list(range(len(index.nodes))))
-    check_model(model)  # strict shape inference (types the new outputs) + checker
-    write_feature_record(model, _record(index, picked, pairs, model))
+    try:
+        check_model(model, declared)  # strict shape inference (types the new outputs) + checker
+    except GraphfeatError as exc:
+        raise _blame_input(load_full, exc) from None
+    write_feature_record(model, _record(index, picked, pairs, model, resolver.metadata.record))
     return picked
+
+
+def _full_loader(path: Path) -> Callable[[], onnx.ModelProto]:
+    """The model at ``path`` with its weights (embedded or external), read only when called."""
+    def load() -> onnx.ModelProto:
+        return load_model(path)
+    return load
+
+
+def _declared_types(model: onnx.ModelProto, pairs) -> dict[str, onnx.TypeProto]:
+    """Output name -> the type the file declares for its source tensor (value_info, an output or an input)."""
+    g = model.graph
+    known = {vi.name: vi.type for vi in (*g.value_info, *g.input, *g.output)
+             if vi.HasField("type") and vi.type.WhichOneof("value") is not None
+             and (not vi.type.HasField("tensor_type") or vi.type.tensor_type.elem_type)}
+    return {out: known[src] for out, src in pairs if src in known}
+
+
+def _blame_input(load_full, exc: GraphfeatError) -> GraphfeatError:
+    """When the result fails a check, say so if the input file fails the same check (it was invalid before the cut)."""
+    if "fails onnx shape inference" not in str(exc) or load_full is None:
+        return exc
+    try:
+        check_model(_copy_of(load_full()))
+    except GraphfeatError as before:
+        return GraphfeatError(f"the input file is not a valid model before the cut: it {str(before).removeprefix('the resulting model ')}"
+                              f" — the tool that wrote it produced inconsistent types; ONNX Runtime refuses such a file too")
+    except Exception:  # noqa: BLE001 - only a diagnosis
+        return exc
+    return exc
+
+
+def _copy_of(model: onnx.ModelProto) -> onnx.ModelProto:
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
 
 
 def _to_nchw(model: onnx.ModelProto, picked: list[Resolution]) -> dict[str, str]:
@@ -223,9 +282,11 @@ def _feature_order(index: GraphIndex, picked: list[Resolution]) -> list[Resoluti
     return sorted(picked, key=lambda r: index.pos[index.producer[r.tensor]])
 
 
-def _record(index: GraphIndex, picked: list[Resolution], pairs, model: onnx.ModelProto) -> dict[str, Any]:
-    """The metadata for the kept levels: renumbered, ``tensor`` = output name, ``source_index`` kept."""
-    base = read_feature_record(index.model)[0]
+def _record(index: GraphIndex, picked: list[Resolution], pairs, model: onnx.ModelProto,
+            fallback: dict | None = None) -> dict[str, Any]:
+    """The metadata for the kept levels: renumbered, ``tensor`` = output name, ``source_index`` kept.
+    ``fallback``: the record the levels came from when the file has none (a reference's)."""
+    base = read_feature_record(index.model)[0] or fallback
     in_name = index.inputs[0] if index.inputs else None
     in_shape = next((shape_of(vi.type) for vi in model.graph.input if vi.name == in_name), None)
     out_shapes = {vi.name: shape_of(vi.type) for vi in model.graph.output}
@@ -242,6 +303,8 @@ def _record(index: GraphIndex, picked: list[Resolution], pairs, model: onnx.Mode
         elif res.level is not None:
             level = dict(res.level)
             level["source_index"] = res.level.get("source_index", res.level.get("index"))
+            if res.resolved_by in ("fingerprint", "reference"):
+                level["resolved_by"] = res.resolved_by
         else:
             chs, red = level_dims(out_shapes.get(out_name), in_shape)
             level = {"name": res.name, "chs": chs, "reduction": red}

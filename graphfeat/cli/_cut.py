@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..surgery import LAYOUT_CHOICES, cut_file
+from ._args import add_level_sources
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,11 +21,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-outputs", action="store_true", help="keep the model's original outputs too")
     p.add_argument("--layout", choices=LAYOUT_CHOICES, default="nchw",
                    help="with --strides: deliver every level as NCHW (default), or as the graph computes it")
+    add_level_sources(p)
     p.add_argument("--force", action="store_true", help="overwrite an existing output (or the input)")
 
 
 def run(args: argparse.Namespace) -> int:
     out = cut_file(args.model, args.output, layers=args.layers, indices=args.indices, tensors=args.tensors,
-                   strides=args.strides, layout=args.layout, keep_outputs=args.keep_outputs, force=args.force)
+                   strides=args.strides, layout=args.layout, keep_outputs=args.keep_outputs, force=args.force,
+                   reference=args.reference, like=args.like)
     print(f"wrote {out}")
     return 0

@@ -170,42 +170,92 @@ class _Types(dict):
         return dict.__contains__(self, name) or name in self._initializers
 
 
-def check_model(model: onnx.ModelProto) -> None:
+def check_model(model: onnx.ModelProto, declared: Mapping[str, onnx.TypeProto] | None = None) -> None:
     """Validate ``model`` as ``onnx.checker.check_model(full_check=True)`` does, and type its outputs.
 
     A full check is the structural checker plus strict, type-checking shape
-    inference; both run here, and the inference result also gives every
-    untyped graph output its type (dynamic dims stay symbolic), in ``model``
-    itself. A model with almost no weight bytes (and no external data) is
+    inference; both run here. Each untyped graph output gets, in this order:
+    the type the file already declares for it (``declared``, by output name:
+    the type the tensor had before the cut renamed it; or a ``value_info``
+    entry) — a declared type is never replaced by an inferred one, so a
+    float16 tensor stays float16 —, else the inferred type (dynamic dims stay
+    symbolic), else, for operators outside the ONNX domains (``com.microsoft``
+    FusedConv, QuickGelu, ... which onnx cannot infer), the type ONNX Runtime
+    gives it. A model with almost no weight bytes (and no external data) is
     checked as it is; otherwise the weight-free skeleton is checked, so no
-    weight is copied or serialized. Raises GraphfeatError when either part fails.
+    weight is copied or serialized. Raises GraphfeatError when a part fails.
+
+    Operators of non-standard domains: onnx's checker and inference check the
+    graph's structure, every ONNX-domain node and every type they can derive,
+    but not those operators (their schemas are ONNX Runtime's); for such a model
+    ONNX Runtime must also load the result (the skeleton: its type and
+    schema checks of every node, without reading a weight), or the check fails.
     """
     direct = _checks_directly(model)
     sk, need = (model, 0) if direct else skeleton(model)
     inferred = _inference(sk, strict=True)
-    found = {vi.name: vi for vi in inferred.graph.output if _typed(vi)}  # inference fills untyped outputs
+    vi_types = {vi.name: vi.type for vi in model.graph.value_info if _typed(vi)}
+    inferred_out = {vi.name: vi.type for vi in inferred.graph.output if _typed(vi)}
+    found: dict[str, onnx.TypeProto] = {}
+    for vi in model.graph.output:
+        if _typed(vi):
+            continue
+        tp = (declared or {}).get(vi.name) or vi_types.get(vi.name) or inferred_out.get(vi.name)
+        if tp is not None and _typed_type(tp):
+            found[vi.name] = tp
     missing = [vi.name for vi in model.graph.output if not _typed(vi) and vi.name not in found]
-    if missing:
-        declared = {vi.name: vi for vi in model.graph.value_info if vi.name in set(missing) and _typed(vi)}
-        found.update(declared)
-        missing = [m for m in missing if m not in declared]
+    foreign = _foreign_domains(model)
+    session_checked = False
+    if missing and foreign:
+        found.update(_ort_types(sk, need, direct, missing))
+        session_checked = True
+        missing = [m for m in missing if m not in found]
     if missing:
         raise GraphfeatError(
-            f"onnx shape inference could not determine the type of output(s) {missing}; "
+            f"neither onnx shape inference nor ONNX Runtime could determine the type of output(s) {missing}; "
             "the model may use operators without shape inference"
         )
     for target in (model.graph.output,) if direct else (model.graph.output, sk.graph.output):
         for vi in target:
             if not _typed(vi):
-                vi.type.CopyFrom(found[vi.name].type)
+                vi.type.CopyFrom(found[vi.name])
     try:
         if direct:
             onnx.checker.check_model(model, full_check=False)
-            return
-        with skeleton_file(sk, need) as path:
-            onnx.checker.check_model(str(path), full_check=False)
+        else:
+            with skeleton_file(sk, need) as path:
+                onnx.checker.check_model(str(path), full_check=False)
     except _ONNX_ERRORS as exc:
         raise GraphfeatError(f"the resulting model fails onnx.checker: {exc}") from None
+    if foreign and not session_checked:
+        _ort_types(sk, need, direct, [])  # ONNX Runtime must load what onnx cannot check
+
+
+def _foreign_domains(model: onnx.ModelProto) -> list[str]:
+    return sorted({n.domain for n in model.graph.node if n.domain not in ("", "ai.onnx")})
+
+
+def _ort_types(sk: onnx.ModelProto, need: int, direct: bool, names: Sequence[str]) -> dict[str, onnx.TypeProto]:
+    """Load the model (its skeleton: zero weights, never read) in ONNX Runtime; the types ORT gives
+    the graph outputs ``names``. GraphfeatError if ORT refuses the model."""
+    from .probe import ort_output_types, ort_session
+
+    typed = onnx.ModelProto()
+    typed.CopyFrom(sk)
+    for vi in typed.graph.output:
+        if vi.name in set(names):
+            vi.ClearField("type")
+    try:
+        if direct:
+            session = ort_session(typed, optimize=False)
+        else:
+            with skeleton_file(typed, need) as path:
+                session = ort_session(path, optimize=False)
+    except GraphfeatError as exc:
+        raise GraphfeatError(f"the resulting model uses operators outside the ONNX domains "
+                             f"({', '.join(_foreign_domains(sk))}), which onnx cannot check, and {exc}") from None
+    types = ort_output_types(session)
+    return {n: types[n] for n in names if n in types}
 
 
 @contextmanager
@@ -239,4 +289,10 @@ def _checks_directly(model: onnx.ModelProto) -> bool:
 
 
 def _typed(vi: onnx.ValueInfoProto) -> bool:
-    return vi.HasField("type") and (not vi.type.HasField("tensor_type") or bool(vi.type.tensor_type.elem_type))
+    return vi.HasField("type") and _typed_type(vi.type)
+
+
+def _typed_type(tp: onnx.TypeProto) -> bool:
+    """A type with a value case (an empty TypeProto, as inference leaves for contrib ops, is not one)."""
+    case = tp.WhichOneof("value")
+    return case is not None and (case != "tensor_type" or bool(tp.tensor_type.elem_type))

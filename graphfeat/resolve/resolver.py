@@ -14,7 +14,7 @@ from functools import cached_property
 
 from ..errors import GraphfeatError
 from ..graph import GraphIndex
-from .metadata import MetadataStrategy
+from .metadata import MetadataStrategy, ValueFinder
 from .modules import Resolution
 from .params import ParameterStrategy
 from .scope import ScopeStrategy
@@ -32,9 +32,11 @@ NO_METADATA = (
 class Resolver:
     """Try the strategies in order; list layers; explain unknown names."""
 
-    def __init__(self, index: GraphIndex):
+    def __init__(self, index: GraphIndex, finder: ValueFinder | None = None):
+        """``finder`` finds levels whose recorded tensor is gone by value (fingerprints by default;
+        a reference npz or the original file when it was given one); without it, such a level is refused."""
         self.index = index
-        self.metadata = MetadataStrategy(index)
+        self.metadata = MetadataStrategy(index, finder)
         self._levels: list[Resolution] | None = None
 
     @cached_property

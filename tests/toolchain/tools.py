@@ -1,0 +1,106 @@
+"""The deployment tools of the toolchain matrix, each as ``apply(src, dst)`` on ONNX files.
+
+Every tool is used the way its documentation shows; none is given graphfeat-specific options.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+#: seeds of the calibration images of the int8 QDQ quantisation (distinct from the export probe's)
+CALIBRATION_SEED = 7
+CALIBRATION_IMAGES = 8
+
+
+def _load(src: Path) -> onnx.ModelProto:
+    return onnx.load(str(src))
+
+
+def _save(model: onnx.ModelProto, dst: Path) -> None:
+    onnx.save(model, str(dst))
+
+
+def onnxsim(src: Path, dst: Path) -> None:
+    import onnxsim as sim
+
+    model, ok = sim.simplify(_load(src))
+    assert ok, "onnxsim could not validate its result"
+    _save(model, dst)
+
+
+def onnxslim(src: Path, dst: Path) -> None:
+    import onnxslim as slim
+
+    _save(slim.slim(_load(src)), dst)
+
+
+def onnxoptimizer(src: Path, dst: Path) -> None:
+    import onnxoptimizer as opt
+
+    _save(opt.optimize(_load(src)), dst)  # the default passes
+
+
+def fp16(src: Path, dst: Path) -> None:
+    from onnxconverter_common import float16
+
+    _save(float16.convert_float_to_float16(_load(src), keep_io_types=True), dst)
+
+
+def qdq_int8(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    model = _load(src)
+    inp = model.graph.input[0]
+    dims = [d.dim_value or 1 for d in inp.type.tensor_type.shape.dim]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(CALIBRATION_SEED)
+            self.feeds = iter([{inp.name: rng.standard_normal(dims).astype(np.float32)}
+                               for _ in range(CALIBRATION_IMAGES)])
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+
+
+def ort_extended(src: Path, dst: Path) -> None:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(dst)
+    ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
+
+
+def opset18(src: Path, dst: Path) -> None:
+    from onnx import version_converter
+
+    _save(version_converter.convert_version(_load(src), 18), dst)
+
+
+def no_metadata(src: Path, dst: Path) -> None:
+    model = _load(src)
+    del model.metadata_props[:]
+    _save(model, dst)
+
+
+TOOLS = {
+    "onnxsim": (onnxsim, "onnxsim"),
+    "onnxslim": (onnxslim, "onnxslim"),
+    "onnxoptimizer": (onnxoptimizer, "onnxoptimizer"),
+    "fp16": (fp16, "onnxconverter_common"),
+    "qdq_int8": (qdq_int8, "onnxruntime"),
+    "ort_extended": (ort_extended, "onnxruntime"),
+    "opset18": (opset18, "onnx"),
+    "no_metadata": (no_metadata, "onnx"),
+}
+
+
+def available(tool: str) -> bool:
+    return importlib.util.find_spec(TOOLS[tool][1]) is not None
