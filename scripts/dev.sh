@@ -2,7 +2,7 @@
 # Set up the virtual environments (idempotent) and run the main job, the tests or a benchmark.
 #   scripts/dev.sh main [MODEL]        export -> info -> cut -> verify on a default model
 #   scripts/dev.sh test [PYTEST ARGS]  the core suite in .venv-core (graphfeat alone, no MindSpore),
-#                                      then tests/exporters and tests/integration in .venv (everything)
+#                                      then tests/exporters, tests/integration and tests/toolchain in .venv (everything)
 #   scripts/dev.sh bench cut_speed|big_model|inference|check_rule|fuzz [ARGS]   (adds the bench extra)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,16 +27,16 @@ VENV=.venv
 cmd=${1:-main}
 shift || true
 case "$cmd" in
-    main) setup "$VENV" mindspore,test,plot,openvino; exec "$VENV/bin/graphfeat" demo "$@" ;;
+    main) setup "$VENV" mindspore,test,plot,openvino,toolchain; exec "$VENV/bin/graphfeat" demo "$@" ;;
     test)
         setup .venv-core test
         echo "== core suite (graphfeat without MindSpore, .venv-core)"
         # exit code 5 means "nothing selected" (say, by -k): fine as long as one of the two runs tested something
         rc_core=0; .venv-core/bin/python -m pytest tests/core "$@" || rc_core=$?
         if [ "$rc_core" != 0 ] && [ "$rc_core" != 5 ]; then exit "$rc_core"; fi
-        setup "$VENV" mindspore,test,plot,openvino
-        echo "== exporters and integration suites (MindSpore, .venv)"
-        rc_rest=0; "$VENV/bin/python" -m pytest tests/exporters tests/integration "$@" || rc_rest=$?
+        setup "$VENV" mindspore,test,plot,openvino,toolchain
+        echo "== exporters, integration and toolchain suites (MindSpore, .venv)"
+        rc_rest=0; "$VENV/bin/python" -m pytest tests/exporters tests/integration tests/toolchain "$@" || rc_rest=$?
         if [ "$rc_core" = 5 ] && [ "$rc_rest" = 5 ]; then exit 5; fi
         if [ "$rc_rest" = 5 ]; then exit 0; fi
         exit "$rc_rest" ;;
@@ -47,7 +47,7 @@ case "$cmd" in
             exit 2
         fi
         shift
-        setup "$VENV" mindspore,test,plot,openvino,bench
+        setup "$VENV" mindspore,test,plot,openvino,toolchain,bench
         exec "$VENV/bin/python" "$script" "$@" ;;
     *) echo "usage: scripts/dev.sh main [MODEL] | test [PYTEST ARGS] | bench NAME [ARGS]" >&2; exit 2 ;;
 esac
