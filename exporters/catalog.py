@@ -18,6 +18,16 @@ from .registry import _model_family, list_families
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- families:start -->", "<!-- families:end -->"
 SCENARIOS = {1: "1 (sequential stages)", 2: "2 (one flattened sequential)", 3: "3 (rewritten feature class)"}
+#: ``export --dynamic-size`` per family, as tests/integration/test_dynamic_size.py proves it (default: yes).
+#: A family listed here frees its features-only export only; its classifier is refused at export.
+DYNAMIC_SIZE_LIMITS = {
+    "vgg": "features only (the head's `AdaptiveAvgPool7` slices at constant ends)",
+}
+
+
+def dynamic_size(family: str) -> str:
+    """The "dynamic size" cell of ``family``'s row."""
+    return DYNAMIC_SIZE_LIMITS.get(family, "yes")
 
 
 def family_models(family: str) -> list[str]:
@@ -57,13 +67,13 @@ def _rows(registry: tuple) -> tuple:  # keyed on the registry's contents, built 
 def family_table() -> str:
     """The markdown table of every registered family."""
     lines = [
-        "| Family | Scenario | Models | Feature levels of the first model (name chs/stride) |",
-        "|---|---|---|---|",
+        "| Family | Scenario | Models | Dynamic size | Feature levels of the first model (name chs/stride) |",
+        "|---|---|---|---|---|",
     ]
     for row in family_rows():
         models = ", ".join(f"`{m}`" for m in row["models"])
         levels = ", ".join(f"`{n}` {c}/{r}" for n, c, r in row["levels"])
-        lines.append(f"| {row['family']} | {SCENARIOS[row['scenario']]} | {models} | "
+        lines.append(f"| {row['family']} | {SCENARIOS[row['scenario']]} | {models} | {dynamic_size(row['family'])} | "
                      f"`{row['representative']}`: {levels} |")
     return "\n".join(lines) + "\n"
 

@@ -63,6 +63,7 @@ class FeatureExtractWrapper(nn.Cell):
     def __init__(self, net: nn.Cell, out_indices: Iterable[int] | None = None) -> None:
         super().__init__(auto_prefix=False)
         self.feature_info = FeatureInfo(_require_feature_info(net), out_indices)
+        self.source_class = type(net)  # the wrapped network's class (an exported cell's record names it)
         self.is_rewritten = bool(getattr(net, "is_rewritten", False))
         self.flatten_sequential = bool(getattr(net, "flatten_sequential", False))
         self.renamed: dict[str, str] = {}

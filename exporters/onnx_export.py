@@ -37,6 +37,9 @@ from graphfeat.levels import build_record, write_metadata
 from graphfeat.onnxfile import atomic_write, check_destination, save_model
 from graphfeat.runtime import DEFAULT_RTOL, compare_level, run_onnxruntime, session
 
+from .cells import in_channels_of, prepare_cell
+from .checkpoint import load_checkpoint_into
+from .dynamic import SPATIAL, free_spatial, set_dynamic_size, size_suspects
 from .factory import create_model
 from .proof import match_levels, prove_levels
 
@@ -62,6 +65,9 @@ class ExportReport:
     worst_level_max_rel: float = 0.0
     reference: str | None = None
     notes: list[str] = field(default_factory=list)
+    dynamic_size: bool = False
+    second_size: list[int] | None = None
+    second_size_worst_rel: float | None = None
 
 
 def probe_input(input_size: Sequence[int], batch: int = 1, in_channels: int = 3, seed: int = PROBE_SEED) -> np.ndarray:
@@ -269,8 +275,54 @@ def _prove_batch(model: onnx.ModelProto, probe: np.ndarray, outputs: Sequence[st
                              "batch-independent")
 
 
+def _plan_cell(cell, features_only: bool, out_indices, checkpoint_path: str):
+    """A user's cell: load the checkpoint into it, check the protocol, plan the export (``exporters.cells``)."""
+    if checkpoint_path:
+        load_checkpoint_into(cell, checkpoint_path)
+    plan = prepare_cell(cell, features_only, out_indices)
+    plan.net.set_train(False)
+    plan.feature_model.set_train(False)
+    return plan
+
+
+def _prove_size(model: onnx.ModelProto, net, feature_model, positions: Sequence[int], tensors: Sequence[str],
+                names: Sequence[str], features_only: bool, size: Sequence[int], in_channels: int,
+                rtol: float, unfreed: Sequence[str] = ()) -> float:
+    """Prove a free-size export at a second size against MindSpore (a compile for the new shape);
+    the worst relative error. Refuses the export, with the likely reason, when it does not hold."""
+    x = probe_input(size, in_channels=in_channels, seed=PROBE_SEED + 2)
+    where = f"{size[0]}x{size[1]}"
+
+    def refuse(what: str) -> GraphfeatError:
+        suspects = size_suspects(model, list(unfreed))
+        why = f"; the graph keeps the probe size in: {', '.join(suspects[:3])}" if suspects else ""
+        return GraphfeatError(f"the input size cannot be freed: at {where} {what}{why}; export without "
+                              "--dynamic-size (a fixed --input-size)")
+
+    try:
+        levels = [t.asnumpy() for t in _as_tuple(feature_model(Tensor(x)))]
+        expected = [levels[p] for p in positions]
+        if not features_only:
+            expected.append(_as_tuple(net(Tensor(x)))[0].asnumpy())
+    except Exception as exc:
+        raise GraphfeatError(f"the input size cannot be freed: MindSpore itself does not run the model at {where} "
+                             f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
+                             ) from None
+    wanted = [*tensors] if features_only else [*tensors, OUTPUT_NAME]
+    labels = [*names] if features_only else [*names, OUTPUT_NAME]
+    try:
+        got = run_onnxruntime(model, {INPUT_NAME: x}, list(dict.fromkeys(wanted)))
+    except GraphfeatError as exc:
+        raise refuse(f"the file does not run ({str(exc).split(': ', 1)[-1]})") from None
+    metrics = [compare_level(n, got[t], e, rtol) for n, t, e in zip(labels, wanted, expected)]
+    bad = [f"'{m.name}' (max rel err {m.max_rel:.3g})" for m in metrics if not m.ok]
+    if bad:
+        raise refuse(f"{', '.join(bad[:4])} differ from MindSpore")
+    return max(m.max_rel for m in metrics)
+
+
 def export_model(
-    model_name: str,
+    model: "str | ms.nn.Cell",
     output: str | os.PathLike | None = None,
     *,
     input_size: Sequence[int] = (224, 224),
@@ -283,17 +335,30 @@ def export_model(
     opset: int = DEFAULT_OPSET,
     force: bool = False,
     rtol: float = DEFAULT_RTOL,
+    dynamic_size: bool = False,
+    second_size: Sequence[int] | None = None,
+    factory: str | None = None,
 ) -> ExportReport:
-    """Export ``model_name`` to ONNX at ``output`` (default ``models_onnx/NAME.onnx``).
+    """Export ``model`` to ONNX at ``output`` (default ``models_onnx/NAME.onnx``).
 
-    The feature levels are recorded in the file's metadata, each with the name
-    of the ONNX tensor proven to hold it. ``reference`` also writes the probe
-    input and the expected MindSpore levels to an ``.npz`` for verification
-    without MindSpore. Raises ``GraphfeatError`` on any failure; no partial
-    file remains.
+    ``model`` is a registered name, or a ``mindspore.nn.Cell`` that follows the
+    feature protocol (see ``exporters.cells``): its weights are whatever it
+    holds (``checkpoint_path`` loads into it first) and the record's ``model``
+    is its class, ``module:QualName``. The feature levels are recorded in the
+    file's metadata, each with the name of the ONNX tensor proven to hold it.
+    ``reference`` also writes the probe input and the expected MindSpore levels
+    to an ``.npz`` for verification without MindSpore. ``dynamic_size`` frees
+    height and width as well as the batch and proves the file against
+    MindSpore at ``second_size`` too (default: 32 rows and 96 columns more).
+    ``factory`` (the ``--cell`` spec) is recorded. Raises ``GraphfeatError`` on
+    any failure; no partial file remains.
     """
     start = time.perf_counter()
-    path = Path(output) if output else Path("models_onnx") / f"{model_name}.onnx"
+    is_cell = not isinstance(model, str)
+    plan = _plan_cell(model, features_only, out_indices, checkpoint_path) if is_cell else None
+    model_name = plan.label if is_cell else model
+    stem = type(model).__name__ if is_cell else model
+    path = Path(output) if output else Path("models_onnx") / f"{stem}.onnx"
     if output is None:
         path.parent.mkdir(exist_ok=True)
     check_destination(path, None, force)  # fail before the slow part
@@ -301,27 +366,47 @@ def export_model(
         check_destination(Path(reference), None, force)
     if len(tuple(input_size)) != 2 or min(input_size) < 32:
         raise GraphfeatError(f"input size {tuple(input_size)} must be two numbers (H W), each at least 32")
-    out_indices = None if out_indices is None else list(out_indices)
-    common = dict(seed=seed, checkpoint_path=checkpoint_path)
-    # the classifier first: the feature model then reuses its seeded weights (no second calibration)
-    if features_only:
-        net = create_model(model_name, features_only=True, out_indices=out_indices, auto_mapping=True, **common)
+    input_size = [int(d) for d in input_size]
+    if dynamic_size:
+        if static_batch:
+            raise GraphfeatError("--dynamic-size frees the batch too; drop --static-batch")
+        second_size = [int(d) for d in (second_size or (input_size[0] + 32, input_size[1] + 96))]
+        if len(second_size) != 2 or min(second_size) < 32 or second_size == input_size:
+            raise GraphfeatError(f"the second size {tuple(second_size)} must be two numbers (H W), each at least "
+                                 f"32, and differ from the input size {tuple(input_size)}")
+    if is_cell:
+        net, feature_model, info, features_only = plan.net, plan.feature_model, plan.info, plan.features_only
+        selected, positions, in_channels = plan.selected, plan.positions, in_channels_of(net)
     else:
-        net = create_model(model_name, **common)
-    feature_model = create_model(model_name, features_only=True, auto_mapping=True, **common)
-    info = feature_model.feature_info
-    selected = list(net.feature_info.out_indices) if features_only else list(range(len(info)))
-    in_channels = net.default_cfg.get("input_size", (3,))[0] if hasattr(net, "default_cfg") else 3
+        out_indices = None if out_indices is None else list(out_indices)
+        common = dict(seed=seed, checkpoint_path=checkpoint_path)
+        # the classifier first: the feature model then reuses its seeded weights (no second calibration)
+        if features_only:
+            net = create_model(model_name, features_only=True, out_indices=out_indices, auto_mapping=True, **common)
+        else:
+            net = create_model(model_name, **common)
+        feature_model = create_model(model_name, features_only=True, auto_mapping=True, **common)
+        info = feature_model.feature_info
+        selected = list(net.feature_info.out_indices) if features_only else list(range(len(info)))
+        positions = selected
+        in_channels = net.default_cfg.get("input_size", (3,))[0] if hasattr(net, "default_cfg") else 3
     probe = probe_input(input_size, in_channels=in_channels)
     all_levels = [t.asnumpy() for t in _as_tuple(feature_model(Tensor(probe)))]
     names = [info.module_name(i) for i in selected]
-    levels = [all_levels[i] for i in selected]
+    levels = [all_levels[p] for p in positions]
     outputs = [o.asnumpy() for o in _as_tuple(net(Tensor(probe)))]
     output_names = names if features_only else [OUTPUT_NAME]
 
     model = _mindspore_export(net, probe, output_names, dynamic=not static_batch)
     report = ExportReport(model_name, str(path), 0, 0, 0.0, opset=11)
-    if not static_batch:
+    if dynamic_size:
+        report.dynamic_size, report.second_size = True, second_size
+        set_dynamic_size(model, BATCH_DIM)
+        n_reshape, n_resize, unfreed = free_spatial(model, probe, INPUT_NAME)
+        if n_reshape or n_resize:
+            report.notes.append(f"freed the input size in {n_reshape} constant Reshape target(s) and "
+                                f"{n_resize} Resize size(s) (now scales)")
+    elif not static_batch:
         _set_dynamic_batch(model)
         if n := _free_batch_in_reshapes(model):
             report.notes.append(f"freed the batch dimension of {n} constant Reshape target(s)")
@@ -344,11 +429,14 @@ def export_model(
          for k, (i, n, t) in enumerate(zip(selected, names, tensors))],
         model=model_name,
         features_only=features_only,
-        input={"name": INPUT_NAME, "shape": [1 if static_batch else BATCH_DIM, in_channels, *input_size]},
+        input={"name": INPUT_NAME, "shape": [1 if static_batch else BATCH_DIM, in_channels,
+                                             *(SPATIAL if dynamic_size else input_size)]},
         input_size=list(input_size),
-        seed=None if checkpoint_path else seed,
+        seed=None if checkpoint_path or is_cell else seed,
         checkpoint=os.path.basename(checkpoint_path) if checkpoint_path else None,
         versions=_versions(),
+        **({"cell_factory": factory} if factory else {}),
+        **({"dynamic_size": True, "proven_sizes": [input_size, second_size]} if dynamic_size else {}),
     )
     _add_fingerprints(record, model, levels)
     write_metadata(model, record)
@@ -368,6 +456,9 @@ def export_model(
         report.output_max_rel = m.max_rel
     if not static_batch:
         _prove_batch(model, probe, tensors if features_only else [*tensors, OUTPUT_NAME], rtol)
+    if dynamic_size:
+        report.second_size_worst_rel = _prove_size(model, net, feature_model, positions, tensors, names,
+                                                   features_only, second_size, in_channels, rtol, unfreed)
     save_model(model, path, force=force)
     if reference:
         report.reference = str(reference)

@@ -15,9 +15,19 @@ import sys
 
 
 def _export(args: dict) -> dict:
+    """Export a registered ``model_name``, or the cell a ``cell`` factory (``package.module:factory``,
+    called with ``cell_kwargs``) returns; the working directory is importable (``python -m``)."""
     from .onnx_export import export_model
 
-    return dataclasses.asdict(export_model(**args))
+    args = dict(args)
+    spec, kwargs = args.pop("cell", None), args.pop("cell_kwargs", None)
+    if spec:
+        from .cells import build_from_factory
+
+        cell, _ = build_from_factory(spec, kwargs)
+        args.pop("model_name", None)
+        return dataclasses.asdict(export_model(cell, factory=spec, **args))
+    return dataclasses.asdict(export_model(args.pop("model_name"), **args))
 
 
 def _levels(args: dict) -> dict:

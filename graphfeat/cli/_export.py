@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -13,6 +14,10 @@ from ._format import export_report, export_summary
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a registered MindSpore backbone to ONNX (needs graphfeat[mindspore])")
     p.add_argument("model", nargs="?", help="registered model name, e.g. resnet50")
+    p.add_argument("--cell", metavar="PKG.MODULE:FACTORY",
+                   help="export the nn.Cell this factory returns (importable from the working directory or "
+                        "PYTHONPATH; it must carry feature_info, see docs/adding-a-backbone.md)")
+    p.add_argument("--cell-kwargs", default="{}", metavar="JSON", help="keyword arguments of --cell's factory")
     p.add_argument("--all", action="store_true", help="export every registered model into models_onnx/")
     p.add_argument("-o", "--output", help="output file (default: models_onnx/MODEL.onnx)")
     p.add_argument("--input-size", nargs=2, type=int, default=[224, 224], metavar=("H", "W"))
@@ -24,20 +29,50 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", metavar="NPZ", help="also write the probe input and expected levels here")
     p.add_argument("--opset", type=int, default=17, help="target opset after the opset-11 export (default 17)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--dynamic-size", action="store_true",
+                   help="free the input's height and width too; proven against MindSpore at a second size")
+    p.add_argument("--second-size", nargs=2, type=int, metavar=("H", "W"),
+                   help="the second size of --dynamic-size's proof (default: H+32, W+96, e.g. 256 320 for 224)")
 
 
-def _export(args: argparse.Namespace, model: str, output: str | None, reference: str | None) -> dict:
+def _export(args: argparse.Namespace, model: str | None, output: str | None, reference: str | None) -> dict:
+    cell_kwargs = None
+    if getattr(args, "cell", None):
+        try:
+            cell_kwargs = json.loads(args.cell_kwargs or "{}")
+        except json.JSONDecodeError as exc:
+            raise GraphfeatError(f"--cell-kwargs is not valid JSON ({exc})") from None
+        if not isinstance(cell_kwargs, dict):
+            raise GraphfeatError(f"--cell-kwargs must be a JSON object, got {type(cell_kwargs).__name__}")
+    if args.second_size and not args.dynamic_size:
+        raise GraphfeatError("--second-size is the second size of --dynamic-size's proof; add --dynamic-size")
     return export_in_worker(model, output, input_size=args.input_size, checkpoint=args.checkpoint, seed=args.seed,
                             static_batch=args.static_batch, features_only=args.features_only,
-                            out_indices=args.out_indices, reference=reference, opset=args.opset, force=args.force)
+                            out_indices=args.out_indices, reference=reference, opset=args.opset, force=args.force,
+                            cell=getattr(args, "cell", None), cell_kwargs=cell_kwargs,
+                            dynamic_size=args.dynamic_size, second_size=args.second_size)
+
+
+def _report(r: dict) -> str:
+    text = export_report(r)
+    if r.get("dynamic_size"):
+        h, w = r["second_size"]
+        text += (f"\n  free input size: proven against MindSpore at {h}x{w} too "
+                 f"(worst rel err {r['second_size_worst_rel']:.2e})")
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
     """``graphfeat export MODEL`` or ``graphfeat export --all``."""
+    if args.cell:
+        if args.all or args.model:
+            raise GraphfeatError("--cell exports one cell; drop MODEL and --all")
+        print(_report(_export(args, None, args.output, args.reference)))
+        return 0
     if args.all == bool(args.model):
-        raise GraphfeatError("give one MODEL name, or --all")
+        raise GraphfeatError("give one MODEL name, --cell package.module:factory, or --all")
     if not args.all:
-        print(export_report(_export(args, args.model, args.output, args.reference)))
+        print(_report(_export(args, args.model, args.output, args.reference)))
         return 0
     if args.output or args.reference:
         raise GraphfeatError("--all writes models_onnx/MODEL.onnx; -o and --reference work with one MODEL")

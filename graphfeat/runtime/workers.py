@@ -54,14 +54,22 @@ def run_job(job: str, args: dict[str, Any], what: str) -> Any:
     return result["result"]
 
 
-def export_in_worker(model: str, output: str | os.PathLike | None = None, *, input_size: Sequence[int] = (224, 224),
-                     checkpoint: str | os.PathLike = "", seed: int = 0, static_batch: bool = False,
-                     features_only: bool = False, out_indices: Sequence[int] | None = None,
-                     reference: str | os.PathLike | None = None, opset: int = 17, force: bool = False) -> dict:
-    """Export the registered ``model`` in a fresh worker; the export report as a dict
-    (see ``exporters.export_model`` for the arguments)."""
+def export_in_worker(model: str | None, output: str | os.PathLike | None = None, *,
+                     input_size: Sequence[int] = (224, 224), checkpoint: str | os.PathLike = "", seed: int = 0,
+                     static_batch: bool = False, features_only: bool = False,
+                     out_indices: Sequence[int] | None = None, reference: str | os.PathLike | None = None,
+                     opset: int = 17, force: bool = False, cell: str | None = None,
+                     cell_kwargs: dict | None = None, dynamic_size: bool = False,
+                     second_size: Sequence[int] | None = None) -> dict:
+    """Export the registered ``model``, or (``model=None``) the cell that the factory ``cell``
+    (``package.module:factory``, importable from the working directory or PYTHONPATH) returns when
+    called with ``cell_kwargs``, in a fresh worker; the export report as a dict (see
+    ``exporters.export_model`` for the arguments)."""
+    if (model is None) == (cell is None):
+        raise GraphfeatError("give one registered MODEL name or --cell package.module:factory")
     return run_job("export", {
         "model_name": model,
+        **({"cell": cell, "cell_kwargs": dict(cell_kwargs or {})} if cell else {}),
         "output": None if output is None else str(output),
         "input_size": list(input_size),
         "checkpoint_path": str(Path(checkpoint).resolve()) if checkpoint else "",
@@ -72,7 +80,9 @@ def export_in_worker(model: str, output: str | os.PathLike | None = None, *, inp
         "reference": None if reference is None else str(reference),
         "opset": opset,
         "force": force,
-    }, what=f"export of {model}")
+        "dynamic_size": dynamic_size,
+        "second_size": None if second_size is None else list(second_size),
+    }, what=f"export of {model or cell}")
 
 
 def mindspore_levels(model_name: str, names: Sequence[str], x: np.ndarray, checkpoint: str = "",

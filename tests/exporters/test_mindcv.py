@@ -1,0 +1,167 @@
+"""MindCV's own models, exported as user cells: MindCV's classes, parameter names and checkpoints.
+
+Each model is built by ``mindcv.create_model(name, pretrained=False)``, its
+BatchNorm statistics calibrated on a seeded batch (as ``exporters/init.py`` does
+for the zoo: MindCV's random init leaves deep levels degenerate), saved as a
+MindCV checkpoint, and loaded into a fresh MindCV model with MindSpore's own
+``load_checkpoint`` + ``load_param_into_net``. The expected levels come from
+MindCV's OWN ``features_only=True`` wrapper with the same checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import onnx
+import pytest
+
+pytest.importorskip("mindspore")
+mindcv = pytest.importorskip("mindcv")
+
+import mindspore as ms  # noqa: E402
+from mindspore import Tensor  # noqa: E402
+
+import exporters  # noqa: E402
+from exporters.init import calibrate_batchnorm  # noqa: E402
+from exporters.onnx_export import INPUT_NAME, export_model  # noqa: E402
+from graphfeat.errors import GraphfeatError  # noqa: E402
+from graphfeat.levels import read_metadata  # noqa: E402
+from graphfeat.runtime import run_onnxruntime  # noqa: E402
+
+from conftest import assert_close_rel, rand_images  # noqa: E402
+
+SIZE = (64, 64)
+#: MindCV families that export on MindSpore 2.10 (scenario, class)
+WORKING = {
+    "repvgg_a0": (1, "mindcv.models.repvgg:RepVGG"),
+    "convnext_tiny": (2, "mindcv.models.convnext:ConvNeXt"),
+    "mobilenet_v2_100": (2, "mindcv.models.mobilenetv2:MobileNetV2"),
+}
+FACTORY = textwrap.dedent('''
+    import mindcv
+    import mindspore as ms
+
+
+    def make(name, checkpoint):
+        net = mindcv.create_model(name, pretrained=False)
+        not_loaded, _ = ms.load_param_into_net(net, ms.load_checkpoint(checkpoint), strict_load=True)
+        assert not not_loaded, not_loaded
+        net.set_train(False)
+        return net
+''')
+
+
+def _mindcv_checkpoint(name: str, path) -> None:
+    ms.set_seed(0)
+    net = mindcv.create_model(name, pretrained=False)
+    calibrate_batchnorm(net, np.random.default_rng(0))
+    ms.save_checkpoint(net, str(path))
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mindcv")
+    (root / "mcvcells.py").write_text(FACTORY, encoding="utf-8")
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = root / f"{name}.ckpt"
+            _mindcv_checkpoint(name, cache[name])
+        return root, cache[name]
+
+    return get
+
+
+def fresh_loaded(name, ckpt):
+    ms.set_seed(123)  # other random weights: everything must come from the checkpoint
+    net = mindcv.create_model(name, pretrained=False)
+    not_loaded, _ = ms.load_param_into_net(net, ms.load_checkpoint(str(ckpt)), strict_load=True)
+    assert not not_loaded
+    net.set_train(False)
+    return net
+
+
+def mindcv_levels(name, ckpt, x):
+    """MindCV's own features_only wrapper over every level, with the same checkpoint (classifier names are
+    mapped onto the flattened names of scenario 2 by the deterministic flatten rule)."""
+    n = len(mindcv.create_model(name, pretrained=False).feature_info)
+    feats = mindcv.create_model(name, pretrained=False, features_only=True, out_indices=list(range(n)))
+    exporters.load_checkpoint_into(feats, str(ckpt), auto_mapping=True)
+    feats.set_train(False)
+    return [o.asnumpy() for o in feats(Tensor(x))]
+
+
+@pytest.mark.parametrize("name", sorted(WORKING))
+def test_mindcv_model_exports_via_cli_cut_and_verified(checkpoints, tmp_path, name):
+    root, ckpt = checkpoints(name)
+    out = tmp_path / f"{name}.onnx"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", ""), os.getcwd()]))
+    proc = subprocess.run([sys.executable, "-m", "graphfeat", "export", "--cell", "mcvcells:make", "--cell-kwargs",
+                           json.dumps({"name": name, "checkpoint": str(ckpt)}), "-o", str(out),
+                           "--input-size", *map(str, SIZE)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    record = read_metadata(onnx.load(out))
+    assert record["model"] == WORKING[name][1] and record["cell_factory"] == "mcvcells:make"
+    names = [lv["name"] for lv in record["levels"]]
+    assert names == [e["name"] for e in mindcv.create_model(name, pretrained=False).feature_info]
+    cut = tmp_path / f"{name}.cut.onnx"
+    proc = subprocess.run([sys.executable, "-m", "graphfeat", "cut", str(out), "--layers", *names, "-o", str(cut)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    x = rand_images(2, *SIZE, seed=11)
+    pyramid = __import__("graphfeat").FeaturePyramid(cut)
+    got = pyramid(x)
+    for level, want in zip(names, mindcv_levels(name, ckpt, x)):
+        assert float(want.std()) > 1e-3, f"{name} {level}: no signal (std {want.std():.3g})"
+        assert_close_rel(got[level], want, rtol=1e-4, what=f"{name} {level}")
+
+
+def test_mindcv_scenario_2_via_api_keeps_mindcv_names_and_frees_the_size(checkpoints, tmp_path):
+    name = "mobilenet_v2_100"
+    _, ckpt = checkpoints(name)
+    net = fresh_loaded(name, ckpt)
+    assert net.flatten_sequential
+    before = [p.name for p in net.get_parameters()]
+    assert set(before) <= set(ms.load_checkpoint(str(ckpt)))  # MindCV's own parameter names
+    report = export_model(net, tmp_path / "m.onnx", input_size=SIZE, dynamic_size=True, second_size=(64, 96))
+    assert [p.name for p in net.get_parameters()] == before
+    assert report.model == WORKING[name][1] and report.dynamic_size and report.second_size_worst_rel < 1e-4
+    model = onnx.load(tmp_path / "m.onnx")
+    record = read_metadata(model)
+    assert record["input"]["shape"] == ["batch", 3, "height", "width"]
+    x = rand_images(1, 96, 128, seed=12)  # a third size
+    tensors = [lv["tensor"] for lv in record["levels"]]
+    got = run_onnxruntime(model, {INPUT_NAME: x}, tensors)
+    for lv, want in zip(record["levels"], mindcv_levels(name, ckpt, x)):
+        assert_close_rel(got[lv["tensor"]], want, what=f"{name} {lv['name']} at 96x128")
+
+
+@pytest.mark.parametrize("name,why", [
+    ("resnet18", "InplaceAddExt"),          # scenario 1: `out += identity` in every block
+    ("efficientnet_b0", "InplaceAddExt"),   # scenario 2
+    ("mobilenet_v3_small_100", "HSwish"),   # scenario 2: nn.HSwish
+])
+def test_mindcv_models_that_mindspore_cannot_export_are_refused_clearly(tmp_path, name, why):
+    ms.set_seed(0)
+    net = mindcv.create_model(name, pretrained=False)
+    net.set_train(False)
+    with pytest.raises(GraphfeatError, match=f"MindSpore's ONNX exporter failed.*{why}"):
+        export_model(net, tmp_path / "x.onnx", input_size=SIZE)
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_mindcv_hrnet_classifier_carries_no_feature_info(tmp_path):
+    net = mindcv.create_model("hrnet_w32", pretrained=False)
+    with pytest.raises(GraphfeatError, match="has no feature_info.*docs/adding-a-backbone.md"):
+        export_model(net, tmp_path / "x.onnx", input_size=SIZE)
+
+
+def test_mindcv_rexnet_does_not_build_on_this_mindspore():
+    """MindCV 0.3.0's ReXNet initialiser reads an uninitialised tensor on MindSpore 2.10 (README)."""
+    with pytest.raises(RuntimeError, match="uninitialized"):
+        mindcv.create_model("rexnet_09", pretrained=False)
