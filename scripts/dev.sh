@@ -27,14 +27,14 @@ VENV=.venv
 cmd=${1:-main}
 shift || true
 case "$cmd" in
-    main) setup "$VENV" mindspore,test,plot,openvino,toolchain; exec "$VENV/bin/graphfeat" demo "$@" ;;
+    main) setup "$VENV" mindspore,test,plot,openvino,toolchain,mindcv; exec "$VENV/bin/graphfeat" demo "$@" ;;
     test)
         setup .venv-core test
         echo "== core suite (graphfeat without MindSpore, .venv-core)"
         # exit code 5 means "nothing selected" (say, by -k): fine as long as one of the two runs tested something
         rc_core=0; .venv-core/bin/python -m pytest tests/core "$@" || rc_core=$?
         if [ "$rc_core" != 0 ] && [ "$rc_core" != 5 ]; then exit "$rc_core"; fi
-        setup "$VENV" mindspore,test,plot,openvino,toolchain
+        setup "$VENV" mindspore,test,plot,openvino,toolchain,mindcv
         echo "== exporters, integration and toolchain suites (MindSpore, .venv)"
         rc_rest=0; "$VENV/bin/python" -m pytest tests/exporters tests/integration tests/toolchain "$@" || rc_rest=$?
         if [ "$rc_core" = 5 ] && [ "$rc_rest" = 5 ]; then exit 5; fi
@@ -47,7 +47,7 @@ case "$cmd" in
             exit 2
         fi
         shift
-        setup "$VENV" mindspore,test,plot,openvino,toolchain,bench
+        setup "$VENV" mindspore,test,plot,openvino,toolchain,mindcv,bench
         exec "$VENV/bin/python" "$script" "$@" ;;
     *) echo "usage: scripts/dev.sh main [MODEL] | test [PYTEST ARGS] | bench NAME [ARGS]" >&2; exit 2 ;;
 esac
