@@ -34,6 +34,7 @@ from mindspore import Tensor
 from graphfeat.errors import GraphfeatError
 from graphfeat.graph import GraphIndex, expose, set_outputs
 from graphfeat.levels import build_record, write_metadata
+from graphfeat.resolve import PROBE_SEED, probe_input
 from graphfeat.onnxfile import atomic_write, check_destination, save_model
 from graphfeat.runtime import DEFAULT_RTOL, compare_level, run_onnxruntime, session
 
@@ -47,7 +48,6 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
 BATCH_DIM = "batch"
 DEFAULT_OPSET = 17
-PROBE_SEED = 20261126
 
 
 @dataclass
@@ -68,12 +68,6 @@ class ExportReport:
     dynamic_size: bool = False
     second_size: list[int] | None = None
     second_size_worst_rel: float | None = None
-
-
-def probe_input(input_size: Sequence[int], batch: int = 1, in_channels: int = 3, seed: int = PROBE_SEED) -> np.ndarray:
-    """The seeded standard-normal probe batch used to prove an export."""
-    h, w = input_size
-    return np.random.default_rng(seed).standard_normal((batch, in_channels, h, w)).astype(np.float32)
 
 
 def _versions() -> dict[str, str]:

@@ -4,7 +4,7 @@ Modules: :mod:`.index` (``GraphIndex``: producers, consumers, constants,
 order, dominators), :mod:`.shapes` (dims as Python, the real input),
 :mod:`.check` (the one entry to onnx shape inference, and the checker, on a
 weight-free skeleton), :mod:`.edit` (the one way to set outputs),
-:mod:`.layout` (a tensor delivered as NCHW), :mod:`.prune` (remove what no output needs), :mod:`.region` (the tensor a set
+:mod:`.layout` (a tensor delivered as NCHW), :mod:`.prune` (remove what no output needs), :mod:`.quant` (which ops quantise), :mod:`.region` (the tensor a set
 of nodes returns). It imports :mod:`graphfeat.errors` and
 :mod:`graphfeat.onnxfile`, nothing above.
 """
@@ -13,10 +13,12 @@ from .edit import expose, set_outputs
 from .layout import LAYOUTS, to_nchw
 from .index import SINK, SOURCE, GraphIndex, node_inputs, subgraphs
 from .prune import cleanup
+from .quant import QUANT_OPS, is_quant_op, is_quantized
 from .shapes import ImageInput, Shape, image_input, input_spec, real_inputs, shape_of
 
 __all__ = [
     "LAYOUTS",
+    "QUANT_OPS",
     "SINK",
     "SOURCE",
     "GraphIndex",
@@ -28,6 +30,8 @@ __all__ = [
     "image_input",
     "infer_types",
     "input_spec",
+    "is_quant_op",
+    "is_quantized",
     "node_inputs",
     "real_inputs",
     "set_outputs",

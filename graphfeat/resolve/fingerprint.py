@@ -39,13 +39,13 @@ import numpy as np
 import onnx
 
 from ..errors import GraphfeatError
-from ..graph import GraphIndex, infer_types, real_inputs, shape_of
+from ..graph import GraphIndex, infer_types, is_quantized, real_inputs, shape_of
 from ..graph.probe import run_tensors
 from ..onnxfile import load_model
 
 FINGERPRINT_VERSION = 1
-#: the seed of the export's probe input (``exporters.onnx_export.PROBE_SEED``), for records that lack it
-DEFAULT_PROBE_SEED = 20261126
+#: the seed of the export's probe input (the exporters draw it with :func:`probe_input` too)
+PROBE_SEED = 20261126
 SAMPLES = 32
 CHUNKS = 8
 #: float32 files: max error on the sampled values and chunk statistics, relative to the level's max |value|
@@ -59,13 +59,11 @@ TIE_FACTOR = 2.0
 #: distances below this are float noise: two such candidates are equally good
 _NOISE = 1e-6
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
-QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul",
-             "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "MatMulNBits"}
 _COPY_OPS = {"Identity", "Cast"}
 
 
 def probe_input(input_size: Sequence[int], batch: int = 1, in_channels: int = 3,
-                seed: int = DEFAULT_PROBE_SEED) -> np.ndarray:
+                seed: int = PROBE_SEED) -> np.ndarray:
     """The seeded standard-normal probe batch of the export (the same draw as ``exporters``' one)."""
     h, w = input_size
     return np.random.default_rng(seed).standard_normal((batch, in_channels, h, w)).astype(np.float32)
@@ -93,8 +91,7 @@ def sketch(values: np.ndarray, op: str | None = None) -> dict[str, Any]:
 
 def file_kind(model: onnx.ModelProto) -> str:
     """``"qdq"`` (quantisation ops), ``"fp16"`` (float16 weights or values) or ``"fp32"``."""
-    ops = {n.op_type for n in model.graph.node}
-    if ops & QUANT_OPS:
+    if is_quantized(model):
         return "qdq"
     if any(t.data_type in (onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16) for t in model.graph.initializer) or \
             any(vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for vi in model.graph.value_info):
@@ -174,7 +171,7 @@ class Targets:
             return None
         shape = (record.get("input") or {}).get("shape") or []
         channels = shape[1] if len(shape) == 4 and isinstance(shape[1], int) else 3
-        probe = probe_input(size, in_channels=channels, seed=int(record.get("probe_seed", DEFAULT_PROBE_SEED)))
+        probe = probe_input(size, in_channels=channels, seed=int(record.get("probe_seed", PROBE_SEED)))
         by_name = {lv["name"]: Target(lv["name"], tuple(lv["fingerprint"]["shape"]), fingerprint=lv["fingerprint"])
                    for lv in levels}
         return cls(record, by_name, probe, "fingerprint", "the fingerprints recorded in the file")
@@ -220,7 +217,7 @@ class Targets:
             raise GraphfeatError(f"'{path}' records no input size to probe it at")
         shape = (record.get("input") or {}).get("shape") or []
         channels = shape[1] if len(shape) == 4 and isinstance(shape[1], int) else 3
-        probe = probe_input(size, in_channels=channels, seed=int(record.get("probe_seed", DEFAULT_PROBE_SEED)))
+        probe = probe_input(size, in_channels=channels, seed=int(record.get("probe_seed", PROBE_SEED)))
         feeds = {real_inputs(original.graph)[0].name: probe}
         got = run_tensors(original, feeds, [lv["tensor"] for lv in record["levels"]])
         by_name = {lv["name"]: Target(lv["name"], tuple(got[lv["tensor"]].shape[1:]), values=got[lv["tensor"]])

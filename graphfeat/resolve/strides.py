@@ -76,6 +76,7 @@ import onnx
 from onnx import helper
 
 from ..errors import GraphfeatError
+from ..graph.probe import ort_session
 from ..graph import LAYOUTS, GraphIndex, ImageInput, image_input, infer_types, shape_of, skeleton, skeleton_file, with_input_shapes
 
 #: probe sizes (H, W) for inputs with symbolic H/W: the first is the one reported
@@ -131,8 +132,6 @@ def _data_tensors(index: GraphIndex, inp: ImageInput) -> list[str]:
 
 def _probe_shapes(index: GraphIndex, inp: ImageInput, feed: tuple, wanted: list[str]) -> dict[str, tuple]:
     """Run the weight-free skeleton (zero weights) on ONNX Runtime with ``wanted`` exposed as outputs."""
-    import onnxruntime as ort
-
     sk, need = skeleton(index.model)
     with_input_shapes(sk, {inp.name: feed})
     del sk.graph.output[:]
@@ -153,13 +152,10 @@ def _probe_shapes(index: GraphIndex, inp: ImageInput, feed: tuple, wanted: list[
             feeds[vi.name] = rng.integers(0, 255, shape).astype(dtype)
         else:
             feeds[vi.name] = np.zeros(shape, dtype)
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
     try:
         with skeleton_file(sk, need) as path:  # sparse zeros: weight values do not change shapes
-            results = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]).run(wanted, feeds)
-    except Exception as exc:  # ORT raises its own types
+            results = ort_session(path, optimize=False).run(wanted, feeds)
+    except Exception as exc:  # ORT raises its own types; ort_session a GraphfeatError
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise GraphfeatError(f"the probe run on ONNX Runtime at input {feed} failed ({first}); "
                              "the model may not accept that input size") from None

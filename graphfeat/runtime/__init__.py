@@ -9,7 +9,7 @@ imports the file, graph and levels layers, nothing above.
 """
 from .compare import DEFAULT_RTOL, DEGENERATE_STD, LevelMetrics, compare_level
 from .precision import (DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, Criterion, Precision, criterion_for,
-                        is_quantized, level_precisions)
+                        level_precisions)
 from .pyramid import FeaturePyramid
 from .sessions import RUNTIMES, ProviderWarning, Session, run_onnxruntime, session
 from .verification import VerifyReport, reference_inputs, verify, verify_runtimes
@@ -33,7 +33,6 @@ __all__ = [
     "compare_level",
     "criterion_for",
     "export_in_worker",
-    "is_quantized",
     "level_precisions",
     "mindspore_available",
     "mindspore_levels",

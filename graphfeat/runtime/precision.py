@@ -29,7 +29,7 @@ from typing import Sequence
 
 import onnx
 
-from ..graph import node_inputs
+from ..graph import is_quant_op, node_inputs
 
 #: default max error relative to the level's largest magnitude, by the level's precision
 DEFAULT_RTOLS = {"float64": 1e-4, "float32": 1e-4, "float16": 2e-2, "bfloat16": 1e-1}
@@ -41,24 +41,6 @@ DEFAULT_MIN_SQNR = 10.0
 _FLOATS = {onnx.TensorProto.DOUBLE: "float64", onnx.TensorProto.FLOAT: "float32",
            onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.BFLOAT16: "bfloat16"}
 _ORDER = ["float64", "float32", "float16", "bfloat16"]
-#: ops that quantise, dequantise or compute on quantised integers
-QUANT_OPS = frozenset({
-    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "ConvInteger", "MatMulInteger",
-    "QGemm", "QAttention", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulNBits", "DynamicQuantizeLSTM",
-    "QOrderedMatMul", "QuantizeBFP", "DequantizeBFP",
-})
-
-
-def is_quant_op(node: onnx.NodeProto) -> bool:
-    """Whether ``node`` is a quantisation op (any domain): QDQ, ``QLinear*``, integer convolutions/matmuls."""
-    return node.op_type in QUANT_OPS or node.op_type.startswith("QLinear")
-
-
-def is_quantized(model: onnx.ModelProto) -> bool:
-    """Whether the model's main graph holds any quantisation op (a QDQ or QOperator file)."""
-    return any(is_quant_op(n) for n in model.graph.node)
-
-
 @dataclass(frozen=True)
 class Precision:
     """What one level is computed in: ``dtype`` of the output, ``compute`` (the loosest float type on its

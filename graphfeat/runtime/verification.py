@@ -18,12 +18,12 @@ import numpy as np
 import onnx
 
 from ..errors import GraphfeatError
-from ..graph import input_spec
+from ..graph import input_spec, is_quantized
 from ..info import feature_levels
 from ..levels import read_metadata
 from ..onnxfile import load_model, materialize_external_data
 from .compare import LevelMetrics, compare_level
-from .precision import criterion_for, is_quantized, level_precisions
+from .precision import criterion_for, level_precisions
 from .sessions import run_onnxruntime, session
 from .workers import mindspore_levels
 

@@ -21,8 +21,9 @@ from tests.onnx_fixtures import add_metadata, expose, resnet_like, run
 import graphfeat
 from graphfeat.errors import GraphfeatError
 from graphfeat.levels import read_metadata
+from graphfeat.graph import is_quantized
 from graphfeat.runtime import (DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, FeaturePyramid, ProviderWarning,
-                               is_quantized, level_precisions, verify)
+                               level_precisions, verify)
 
 LEVELS = ["layer1", "layer2", "layer3", "layer4"]
 ROOT = Path(__file__).resolve().parents[2]

@@ -145,7 +145,7 @@ def test_batch_proof_catches_images_that_mix():
     """A graph that is right at batch 1 but mixes the images of a batch fails the batch-2 proof."""
     from onnx import helper
 
-    from exporters.onnx_export import _prove_batch, probe_input
+    from exporters.onnx_export import _prove_batch, probe_input  # noqa: F401
 
     probe = probe_input((8, 8))
     honest = _batch_model([helper.make_node("Relu", [INPUT_NAME], ["out"])])
@@ -159,7 +159,7 @@ def test_batch_proof_catches_images_that_mix():
 def test_batch_proof_catches_a_baked_batch():
     from onnx import helper, numpy_helper
 
-    from exporters.onnx_export import _prove_batch, probe_input
+    from exporters.onnx_export import _prove_batch, probe_input  # noqa: F401
 
     baked = _batch_model([helper.make_node("Reshape", [INPUT_NAME, "shape"], ["out"])],
                          [numpy_helper.from_array(np.array([1, 192], np.int64), "shape")])
