@@ -34,7 +34,7 @@ from mindspore import Tensor
 from graphfeat.errors import GraphfeatError
 from graphfeat.graph import GraphIndex, expose, set_outputs
 from graphfeat.levels import build_record, write_metadata
-from graphfeat.resolve import PROBE_SEED, probe_input
+from graphfeat.resolve import PROBE_SEED, probe_input, producer_op, sketch
 from graphfeat.onnxfile import atomic_write, check_destination, save_model
 from graphfeat.runtime import DEFAULT_RTOL, compare_level, run_onnxruntime, session
 
@@ -219,8 +219,6 @@ def _save_reference(path: Path, probe: np.ndarray, names: list[str], levels: lis
 def _add_fingerprints(record: dict, model: onnx.ModelProto, levels: Sequence[np.ndarray]) -> None:
     """Record each level's fingerprint (a sketch of its values on the probe, with the op computing it)
     and the probe seed, so that a tool's renamed tensor can be found again by value (``graphfeat.resolve``)."""
-    from graphfeat.resolve import producer_op, sketch
-
     index = GraphIndex(model)
     record["probe_seed"] = PROBE_SEED
     for level, values in zip(record["levels"], levels):
