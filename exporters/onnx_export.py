@@ -229,7 +229,7 @@ def _add_fingerprints(record: dict, model: onnx.ModelProto, levels: Sequence[np.
 REFERENCE_IMAGES = 3
 
 
-def _reference_images(feature_model, probe: np.ndarray, selected: Sequence[int], levels: Sequence[np.ndarray]
+def _reference_images(feature_model, probe: np.ndarray, positions: Sequence[int], levels: Sequence[np.ndarray]
                       ) -> tuple[np.ndarray, list[np.ndarray]]:
     """``REFERENCE_IMAGES`` distinct probe images (batch N: the probe, then seeds PROBE_SEED+1, ...) and
     the MindSpore levels on each, run one image at a time (the export's compiled shape)."""
@@ -238,8 +238,8 @@ def _reference_images(feature_model, probe: np.ndarray, selected: Sequence[int],
         image = probe_input(probe.shape[2:], in_channels=probe.shape[1], seed=PROBE_SEED + k)
         images.append(image)
         out = _as_tuple(feature_model(Tensor(image)))
-        for acc, i in zip(per_level, selected):
-            acc.append(out[i].asnumpy())
+        for acc, p in zip(per_level, positions):  # positions of the recorded levels in the feature model's outputs
+            acc.append(out[p].asnumpy())
     return np.concatenate(images), [np.concatenate(v) for v in per_level]
 
 
@@ -454,7 +454,7 @@ def export_model(
     save_model(model, path, force=force)
     if reference:
         report.reference = str(reference)
-        ref_probe, ref_levels = _reference_images(feature_model, probe, selected, levels)
+        ref_probe, ref_levels = _reference_images(feature_model, probe, positions, levels)
         _save_reference(Path(reference), ref_probe, names, ref_levels, record, force)
     report.levels = record["levels"]
     report.nodes = len(model.graph.node)
