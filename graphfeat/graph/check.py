@@ -202,7 +202,7 @@ def check_model(model: onnx.ModelProto, declared: Mapping[str, onnx.TypeProto] |
             continue
         tp = (declared or {}).get(vi.name) or vi_types.get(vi.name) or inferred_out.get(vi.name)
         if tp is not None and _typed_type(tp):
-            found[vi.name] = tp
+            found[vi.name] = _with_shape(tp, inferred_out.get(vi.name))
     missing = [vi.name for vi in model.graph.output if not _typed(vi) and vi.name not in found]
     foreign = _foreign_domains(model)
     session_checked = False
@@ -286,6 +286,18 @@ def _checks_directly(model: onnx.ModelProto) -> bool:
         if total >= DIRECT_WEIGHT_BYTES:
             return False
     return True
+
+
+def _with_shape(tp: onnx.TypeProto, inferred: onnx.TypeProto | None) -> onnx.TypeProto:
+    """A declared type that lacks a shape, completed with the inferred one (the checker wants graph
+    outputs shaped); its element type always stays the declared one."""
+    if (tp.WhichOneof("value") != "tensor_type" or tp.tensor_type.HasField("shape") or inferred is None
+            or inferred.WhichOneof("value") != "tensor_type" or not inferred.tensor_type.HasField("shape")):
+        return tp
+    out = onnx.TypeProto()
+    out.CopyFrom(inferred)
+    out.tensor_type.elem_type = tp.tensor_type.elem_type
+    return out
 
 
 def _typed(vi: onnx.ValueInfoProto) -> bool:

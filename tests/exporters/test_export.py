@@ -20,6 +20,7 @@ from graphfeat.runtime import run_onnxruntime  # noqa: E402
 
 from conftest import assert_close_rel, rand_images  # noqa: E402
 from onnx_fixtures import BLOCK_MINDSPORE  # noqa: E402
+from graphfeat.resolve import probe_input  # noqa: E402
 from ms_helpers import classifier, features, levels, representatives  # noqa: E402
 
 SIZE = (64, 64)
@@ -53,9 +54,11 @@ def test_export_matches_mindspore_at_batch_1_and_3(name, exported):
 def test_reference_npz_holds_probe_and_levels(exported):
     _, ref, report = exported("resnet18")
     data = np.load(ref)
-    assert data["input"].shape == (1, 3, *SIZE)
+    assert data["input"].shape == (3, 3, *SIZE)  # the probe, then two more distinct seeded images
+    np.testing.assert_array_equal(data["input"][:1], probe_input(SIZE))
+    assert not np.array_equal(data["input"][1], data["input"][2])
     for lv in report.levels:
-        assert data[f"level/{lv['name']}"].shape[1] == lv["chs"]
+        assert data[f"level/{lv['name']}"].shape[:2] == (3, lv["chs"])
     expected = levels(features("resnet18"), data["input"])
     np.testing.assert_allclose(data["level/layer4"], expected[-1], rtol=1e-5, atol=1e-5)
 
@@ -145,7 +148,7 @@ def test_batch_proof_catches_images_that_mix():
     """A graph that is right at batch 1 but mixes the images of a batch fails the batch-2 proof."""
     from onnx import helper
 
-    from exporters.onnx_export import _prove_batch, probe_input  # noqa: F401
+    from exporters.onnx_export import _prove_batch
 
     probe = probe_input((8, 8))
     honest = _batch_model([helper.make_node("Relu", [INPUT_NAME], ["out"])])
@@ -159,7 +162,7 @@ def test_batch_proof_catches_images_that_mix():
 def test_batch_proof_catches_a_baked_batch():
     from onnx import helper, numpy_helper
 
-    from exporters.onnx_export import _prove_batch, probe_input  # noqa: F401
+    from exporters.onnx_export import _prove_batch
 
     baked = _batch_model([helper.make_node("Reshape", [INPUT_NAME, "shape"], ["out"])],
                          [numpy_helper.from_array(np.array([1, 192], np.int64), "shape")])
