@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 import pytest
 
-from tests.onnx_fixtures import add_metadata, expose, resnet_like, run
+from onnx_fixtures import add_metadata, expose, quantize_qdq, resnet_like, run
 
 import graphfeat
 from graphfeat.errors import GraphfeatError
@@ -64,19 +64,8 @@ def files(tmp_path_factory):
     else:
         onnx.save(float16.convert_float_to_float16(onnx.load(cut), keep_io_types=False), fp16)
 
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            rng = np.random.default_rng(11)
-            self.batches = iter([{"images": rng.standard_normal((1, 3, 64, 64)).astype(np.float32)} for _ in range(8)])
-
-        def get_next(self):
-            return next(self.batches, None)
-
     qdq = d / "net.qdq.onnx"
-    quantize_static(str(cut), str(qdq), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    quantize_qdq(cut, qdq, per_channel=True, seed=11)
     tampered = d / "net.tampered.onnx"  # one convolution's weights doubled: a wrong file, not a rounding
     bad = onnx.load(cut)
     conv = [n for n in bad.graph.node if n.op_type == "Conv"][6]
@@ -214,7 +203,7 @@ def test_model_images_are_distinct(files, monkeypatch):
 
 def test_run_time_size_errors_are_graphfeat_errors(tmp_path):
     """A dynamic-size file at a size its branches cannot meet: one clear GraphfeatError, not an ORT traceback."""
-    from tests.onnx_fixtures import hrnet_like
+    from onnx_fixtures import hrnet_like
 
     model, truth = hrnet_like("plain")
     # the fused stride-4 branch adds the upsampled stride-8 one: at 68 px they are 17 and 2 x 9 = 18

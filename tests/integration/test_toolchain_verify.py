@@ -25,7 +25,7 @@ def _cli(*args) -> subprocess.CompletedProcess:
 def copies(exported, tmp_path_factory):
     pytest.importorskip("onnxconverter_common")
     from onnxconverter_common import float16
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+    from onnx_fixtures import quantize_qdq
 
     cache = {}
 
@@ -40,16 +40,8 @@ def copies(exported, tmp_path_factory):
         onnx.save(float16.convert_float_to_float16(onnx.load(path), keep_io_types=True), d / "full16.onnx")
         onnx.save(graphfeat.cut(d / "full16.onnx", strides=[4, 8, 16, 32]), fp16)
 
-        class Reader(CalibrationDataReader):
-            def __init__(self):
-                rng = np.random.default_rng(5)
-                self.it = iter([{"images": rng.standard_normal((1, 3, 64, 64)).astype(np.float32)} for _ in range(8)])
-
-            def get_next(self):
-                return next(self.it, None)
-
         qdq = d / "qdq.onnx"
-        quantize_static(str(cut), str(qdq), Reader(), quant_format=QuantFormat.QDQ, per_channel=True)
+        quantize_qdq(cut, qdq, per_channel=True, seed=5)
         tampered = d / "tampered.onnx"
         bad = onnx.load(cut)
         conv = [n for n in bad.graph.node if n.op_type == "Conv"][len(bad.graph.node) // 6]

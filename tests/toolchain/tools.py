@@ -7,8 +7,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import numpy as np
 import onnx
+from onnx_fixtures import quantize_qdq
 
 #: seeds of the calibration images of the int8 QDQ quantisation (distinct from the export probe's)
 CALIBRATION_SEED = 7
@@ -50,23 +50,7 @@ def fp16(src: Path, dst: Path) -> None:
 
 
 def qdq_int8(src: Path, dst: Path) -> None:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    model = _load(src)
-    inp = model.graph.input[0]
-    dims = [d.dim_value or 1 for d in inp.type.tensor_type.shape.dim]
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            rng = np.random.default_rng(CALIBRATION_SEED)
-            self.feeds = iter([{inp.name: rng.standard_normal(dims).astype(np.float32)}
-                               for _ in range(CALIBRATION_IMAGES)])
-
-        def get_next(self):
-            return next(self.feeds, None)
-
-    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    quantize_qdq(src, dst, seed=CALIBRATION_SEED, images=CALIBRATION_IMAGES)
 
 
 def ort_extended(src: Path, dst: Path) -> None:
