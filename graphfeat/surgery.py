@@ -141,7 +141,7 @@ def cut_file(
     """Cut the model at ``src`` and write it to ``dst`` (default ``MODEL.features.onnx``).
 
     Weights are never read into memory: embedded ones are streamed from
-    ``src`` into their place in ``dst`` (:mod:`graphfeat.wire`), external
+    ``src`` into their place in ``dst`` (:mod:`graphfeat.onnxfile.wire`), external
     ones referenced in place (same directory) or their byte ranges streamed
     into ``<dst>.data``.
     The input and an existing ``dst`` are only overwritten with ``force``;

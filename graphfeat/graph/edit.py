@@ -119,7 +119,7 @@ def _fresh(name: str, taken: set[str]) -> str:
 def _rename(index: GraphIndex, old: str, new: str, original: str) -> None:
     """Rename tensor ``old`` (originally ``original``) in its producer and readers.
 
-    Stale value_info entries are left to :func:`graphfeat.prune.cleanup`.
+    Stale value_info entries are left to :func:`.prune.cleanup`.
     """
     touched = list(index.consumers.get(original, ()))
     if original in index.producer:

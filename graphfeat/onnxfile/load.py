@@ -52,7 +52,7 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
 
 def load_skeleton(path: str | os.PathLike) -> tuple[onnx.ModelProto, Deferred | None]:
     """Parse ``path`` as :func:`load_model` does, but leave the data of large embedded
-    initializers in the file (:mod:`graphfeat.wire`). Returns the model, whose deferred
+    initializers in the file (:mod:`.wire`). Returns the model, whose deferred
     initializers hold dims and type but no data, and where that data lies (None if nothing
     was deferred). :func:`save_model` given the same ``deferred`` streams the data into place."""
     path = as_path(path)
