@@ -36,10 +36,15 @@ def augassign_out_of_place() -> None:
     MindSpore reads its compile options once, at the first graph compile of
     the process (measured on 2.10: setting it later has no effect, and setting
     it back has none either), so this is process-wide and must come before any
-    graph compiles -- as the oneDNN cap must come before any convolution. It
-    changes values only where the augmented tensor is aliased and read again
-    (the in-place update would show through the alias); the export proves every
-    level by value, so such a difference would not pass silently.
+    graph compiles -- as the oneDNN cap must come before any convolution (a
+    process that compiled a graph before ``import exporters`` keeps the in-place
+    ``+=``, and such a cell's export fails naming ``InplaceAddExt``). Values
+    change only where the augmented tensor is aliased and read again (the
+    in-place update would show through the alias); a residual ``out += identity``
+    on a fresh ``out`` gives the same values either way. The export's own
+    reference runs in this process, so it is out of place too;
+    ``tests/exporters/test_mindcv.py`` checks MindCV's ``+=`` families against
+    MindCV run at MindSpore's default, in place, in another process.
     """
     from mindspore.graph._parse import compile_config
 
