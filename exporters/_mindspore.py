@@ -3,6 +3,11 @@
 Before the import, :mod:`._cpu` caps oneDNN's CPU ISA where MindSpore's
 convolutions would otherwise crawl (``GRAPHFEAT_ONEDNN_ISA``; see
 ``exporters/_cpu.py``, and ``isa_policy()`` for what was decided).
+
+It also compiles ``x += y`` on tensors as ``Add``, not ``InplaceAddExt``
+(:func:`augassign_out_of_place`): MindSpore 2.10's ONNX exporter has no
+converter for ``InplaceAddExt``, which its GRAPH_MODE makes of every tensor
+``+=`` (MindCV's ResNet, ResNeSt and EfficientNet blocks: ``out += identity``).
 """
 from __future__ import annotations
 
@@ -21,12 +26,37 @@ warn_if_too_late()  # only asks oneDNN if mindspore was imported before exporter
 
 _configured = False
 
+#: MindSpore's own compile option (``mindspore.graph._parse.compile_config``): "Whether enable augassign inplace".
+AUGASSIGN_INPLACE = "JIT_ENABLE_AUGASSIGN_INPLACE"
+
+
+def augassign_out_of_place() -> None:
+    """Compile a tensor ``x += y`` as ``x = x + y`` (``Add``) in GRAPH_MODE: ``JIT_ENABLE_AUGASSIGN_INPLACE=0``.
+
+    MindSpore reads its compile options once, at the first graph compile of
+    the process (measured on 2.10: setting it later has no effect, and setting
+    it back has none either), so this is process-wide and must come before any
+    graph compiles -- as the oneDNN cap must come before any convolution (a
+    process that compiled a graph before ``import exporters`` keeps the in-place
+    ``+=``, and such a cell's export fails naming ``InplaceAddExt``). Values
+    change only where the augmented tensor is aliased and read again (the
+    in-place update would show through the alias); a residual ``out += identity``
+    on a fresh ``out`` gives the same values either way. The export's own
+    reference runs in this process, so it is out of place too;
+    ``tests/exporters/test_mindcv.py`` checks MindCV's ``+=`` families against
+    MindCV run at MindSpore's default, in place, in another process.
+    """
+    from mindspore.graph._parse import compile_config
+
+    setattr(compile_config, AUGASSIGN_INPLACE, "0")
+
 
 def configure() -> None:
     """Run MindSpore in GRAPH_MODE on the CPU (idempotent)."""
     global _configured
     if not _configured:
         ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
+        augassign_out_of_place()
         _configured = True
 
 

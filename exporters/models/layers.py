@@ -1,9 +1,10 @@
 """Building blocks that several families share, written so that they export to ONNX.
 
 MindSpore 2.10's ONNX exporter lacks ``HSwish``, ``HSigmoid``, ``Erf`` (exact
-GELU), ``Mish`` and ``InplaceAddExt`` (``x += y`` in graph mode). The cells here
-compute the same functions from operators it does export; never write
-``x += y`` in a ``construct``, write ``x = x + y``.
+GELU), ``Mish`` and ``InplaceAddExt`` (``x += y`` in graph mode, unless
+``exporters`` set ``JIT_ENABLE_AUGASSIGN_INPLACE=0`` before the first compile:
+``exporters/_mindspore.py``). The cells here compute the same functions from
+operators it does export; write ``x = x + y``, not ``x += y``, in a ``construct``.
 """
 from __future__ import annotations
 
