@@ -18,6 +18,12 @@ is the maximum over the runs and includes the interpreter and imports
 graphfeat spends its time on the largest graph (networkx's share included).
 Targets: graphfeat within 1.3x of the floor on hrnet_w32; peak RSS within
 2.5x of the file size; 100k nodes within 12x of the 10k-node time.
+
+Re-finding levels by fingerprint (issue #17; ``--refind-only`` runs just this): hrnet_w32
+simplified by onnxsim, its recorded level tensors renamed, cut by layer name, round-robin
+with the cut of the original export, the cut of the simplified file with the names kept and
+one ORT forward pass of the simplified file (default session from the path + one run at the
+probe size). Target: re-finding (re-found minus names-kept cut) adds at most that forward pass.
 """
 from __future__ import annotations
 
@@ -280,6 +286,137 @@ def print_profile(label: str, prof: dict) -> None:
                 [[fn, secs(ct), secs(tt), nc] for ct, tt, nc, fn in prof["top"]]))
 
 
+# -- re-finding levels by fingerprint (issue #17) -----------------------------------
+#: the model, the levels cut, and the target: re-finding adds at most one ORT forward pass to the cut
+REFIND_MODEL, REFIND_LAYERS = "hrnet_w32", REAL["hrnet_w32"]
+REFIND_VARIANTS = ["cut, original export", "cut, onnxsim-simplified (names kept)",
+                   "cut, onnxsim-simplified, levels re-found by fingerprint",
+                   "one ORT forward pass of the simplified model",
+                   "  the same, ORT threads not spin-waiting (as graphfeat's probe)"]
+
+
+def v_refind_prepare(src: str, simplified: str, renamed: str) -> dict:
+    """``onnxsim.simplify`` the export; then a copy whose recorded level tensors are renamed, as a
+    tool renames a level it rewrites (onnxsim folding a BatchNorm that ends a level into its Conv)."""
+    import json
+
+    import onnx
+    import onnxsim
+
+    model, ok = onnxsim.simplify(onnx.load(src))
+    if not ok:
+        raise RuntimeError("onnxsim could not validate the simplified model")
+    onnx.save(model, simplified)
+    key = next(p.key for p in model.metadata_props if p.key.startswith("graphfeat."))
+    record = json.loads(next(p.value for p in model.metadata_props if p.key == key))
+    produced = {o for n in model.graph.node for o in n.output}
+    kept = [lv["name"] for lv in record["levels"] if lv["tensor"] in produced]
+    new = {lv["tensor"]: f"renamed/{lv['name']}" for lv in record["levels"]}
+    for node in model.graph.node:
+        node.input[:] = [new.get(i, i) for i in node.input]
+        node.output[:] = [new.get(o, o) for o in node.output]
+    for vi in [*model.graph.value_info, *model.graph.output]:
+        vi.name = new.get(vi.name, vi.name)
+    onnx.save(model, renamed)
+    return {"levels": [lv["name"] for lv in record["levels"]], "kept_by_onnxsim": kept,
+            "input_size": record["input_size"], "probe_seed": record.get("probe_seed")}
+
+
+def v_refind_cut(src: str, dst: str, layers: list[str]) -> dict:
+    """``cut_file`` by layer names; how each kept level was resolved (from the result's record)."""
+    import time
+
+    import graphfeat
+    from graphfeat.levels import read_feature_record
+    from graphfeat.onnxfile import load_model
+
+    t0 = time.perf_counter()
+    graphfeat.cut_file(src, dst, layers=layers, force=True)
+    seconds = time.perf_counter() - t0
+    record = read_feature_record(load_model(dst))[0]
+    return {"seconds": seconds, "resolved_by": [lv.get("resolved_by", "metadata") for lv in record["levels"]]}
+
+
+def v_forward(src: str, input_size: list[int], seed: int | None, spin: bool = True) -> dict:
+    """One forward pass at the probe size, as a user runs the file: a default ORT CPU session built from
+    the path, then one run of the export's probe input. ``seconds`` includes the session; ``run`` does not.
+    ``spin=False``: ORT's threads sleep between ops (``session.intra_op.allow_spinning`` 0), as in the probe."""
+    import time
+
+    import onnxruntime as ort
+
+    from graphfeat.resolve import PROBE_SEED, probe_input
+
+    x = probe_input(input_size, seed=PROBE_SEED if seed is None else seed)
+    so = ort.SessionOptions()
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    t0 = time.perf_counter()
+    session = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+    t1 = time.perf_counter()
+    session.run(None, {session.get_inputs()[0].name: x})
+    t2 = time.perf_counter()
+    return {"seconds": t2 - t0, "session": t1 - t0, "run": t2 - t1}
+
+
+def bench_refind(runs: int, out_dir: Path, timeout: float) -> dict | None:
+    """The four variants on one simplified export, round-robin (a change in load hits them all alike)."""
+    try:
+        src = ensure_export(REFIND_MODEL, static_batch=True)
+    except SystemExit as exc:
+        print(f"  re-find: not measured: {exc}", flush=True)
+        return None
+    simplified, renamed = out_dir / "refind.sim.onnx", out_dir / "refind.sim.renamed.onnx"
+    prep = run_child("cut_speed:v_refind_prepare", timeout=timeout, src=str(src), simplified=str(simplified),
+                     renamed=str(renamed))
+    warm_page_cache(src, simplified, renamed)
+    jobs = {REFIND_VARIANTS[0]: ("cut_speed:v_refind_cut", {"src": str(src), "layers": REFIND_LAYERS}),
+            REFIND_VARIANTS[1]: ("cut_speed:v_refind_cut", {"src": str(simplified), "layers": REFIND_LAYERS}),
+            REFIND_VARIANTS[2]: ("cut_speed:v_refind_cut", {"src": str(renamed), "layers": REFIND_LAYERS}),
+            REFIND_VARIANTS[3]: ("cut_speed:v_forward", {"src": str(simplified), "input_size": prep["input_size"],
+                                                         "seed": prep["probe_seed"]}),
+            REFIND_VARIANTS[4]: ("cut_speed:v_forward", {"src": str(simplified), "input_size": prep["input_size"],
+                                                         "seed": prep["probe_seed"], "spin": False})}
+    got: dict[str, list[dict]] = {v: [] for v in jobs}
+    for r in range(runs):
+        for k, (variant, (target, extra)) in enumerate(jobs.items()):
+            extra = dict(extra, dst=str(out_dir / f"refind.v{k}.onnx")) if target.endswith("v_refind_cut") else extra
+            got[variant].append(run_child(target, timeout=timeout, **extra))
+        print(f"  re-find: round {r + 1}/{runs}: " + ", ".join(secs(v[-1]["seconds"]) for v in got.values()), flush=True)
+    prof = run_child("cut_speed:v_profile", timeout=timeout, src=str(renamed), dst=str(out_dir / "refind.p.onnx"),
+                     layers=REFIND_LAYERS)
+    return {"prep": prep, "runs": got, "profile": prof}
+
+
+def print_refind(res: dict) -> None:
+    prep, got = res["prep"], res["runs"]
+    med = {v: median(rs) for v, rs in got.items()}
+    fwd = got[REFIND_VARIANTS[3]]
+    session, run = median(fwd, "session"), median(fwd, "run")
+    size = "x".join(map(str, prep["input_size"]))
+    print(f"\n### Re-finding levels by fingerprint: {REFIND_MODEL}, onnxsim-simplified, cut at "
+          f"{', '.join(REFIND_LAYERS)} (median of {len(fwd)} rounds, round-robin)\n")
+    print(f"onnxsim kept the recorded tensor of {len(prep['kept_by_onnxsim'])} of {len(prep['levels'])} levels "
+          f"({', '.join(prep['kept_by_onnxsim']) or 'none'}); the re-find file has all {len(prep['levels'])} renamed.\n")
+    body = []
+    for variant, rs in got.items():
+        how = sorted(set(sum((r.get("resolved_by", []) for r in rs), []))) or ["-"]
+        body.append([variant, secs(med[variant]), ", ".join(how), " / ".join(secs(r["seconds"]) for r in rs)])
+    print(table(["variant", "median wall", "levels resolved by", "runs"], body))
+    print(f"forward pass = ORT session from the file ({secs(session)}) + one run at the probe size {size} ({secs(run)})")
+    added = med[REFIND_VARIANTS[2]] - med[REFIND_VARIANTS[1]]
+    vs_original = med[REFIND_VARIANTS[2]] - med[REFIND_VARIANTS[0]]
+    print(f"re-find overhead = cut(re-found) - cut(same simplified file, names kept) = {secs(added)}: "
+          f"{added / med[REFIND_VARIANTS[3]]:.2f}x the forward pass with its session, {added / run:.2f}x the run alone")
+    print(f"(cut(re-found) - cut(original export) = {secs(vs_original)}: it also counts reading onnxsim's "
+          f"float_data weights, which the original's raw_data cut never parses)")
+    ratio = added / med[REFIND_VARIANTS[3]]
+    quiet = med[REFIND_VARIANTS[4]]
+    print(f"against the forward pass with ORT's threads not spin-waiting ({secs(quiet)}): {added / quiet:.2f}x")
+    print(f"- re-finding adds at most one forward pass (session + run) to the cut: {ratio:.2f}x -> {verdict(ratio <= 1)}")
+    print_profile("re-find cut", res["profile"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", default=True, help="3 runs per variant, 2 at 100k nodes (default)")
@@ -288,7 +425,15 @@ def main() -> int:
     parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000], help="synthetic node counts")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per child run")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile breakdown")
+    parser.add_argument("--refind-only", action="store_true", help="only the re-find-by-fingerprint section")
     args = parser.parse_args()
+    if args.refind_only:
+        print(f"# re-find speed ({machine_note()})\n", flush=True)
+        with tempfile.TemporaryDirectory(prefix="graphfeat-bench-") as tmp:
+            refind = bench_refind(args.runs or 3, Path(tmp), args.timeout)
+        if refind:
+            print_refind(refind)
+        return 0
     for m in args.models:
         if m not in REAL:
             parser.error(f"unknown model {m!r}; choose from {list(REAL)}")
@@ -323,12 +468,15 @@ def main() -> int:
                 profiles.append(("hrnet_w32", run_child("cut_speed:v_profile", src=str(CACHE / "hrnet_w32.static.onnx"),
                                                         dst=str(tmp / "p.onnx"), layers=REAL["hrnet_w32"],
                                                         timeout=args.timeout)))
+        refind = bench_refind(args.runs or 3, tmp, args.timeout) if REFIND_MODEL in args.models else None
 
     print(f"\n## Results (imports-only child: {mib(baseline)} peak RSS)")
     for res in results:
         print_model(res, baseline)
     for label, prof in profiles:
         print_profile(label, prof)
+    if refind:
+        print_refind(refind)
     print("\n## Targets\n")
     print_targets(results, baseline)
     return 0

@@ -72,6 +72,17 @@ def tensor_nbytes(tensor: onnx.TensorProto) -> int | None:
     return n * size if size else None
 
 
+_DATA_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
+
+
+def holds_data(tensor: onnx.TensorProto) -> bool:
+    """Whether ``tensor`` carries its data (embedded, or a reference to an external file); False for a
+    deferred initializer of a skeleton (:func:`graphfeat.onnxfile.load_skeleton`: dims, no data)."""
+    if tensor.HasField("raw_data") or external_data_helper.uses_external_data(tensor):
+        return True
+    return math.prod(tensor.dims) == 0 or any(len(getattr(tensor, f)) for f in _DATA_FIELDS)
+
+
 #: the external_data keys graphfeat accepts (``checksum`` is kept but not verified); anything else,
 
 

@@ -266,7 +266,10 @@ def find_levels(index: GraphIndex, full_model: onnx.ModelProto, targets: Targets
     if not inputs:
         raise GraphfeatError("the model has no input to run the probe through")
     in_name = inputs[0].name
-    types = infer_types(index.model, {in_name: targets.probe.shape})
+    declared = shape_of(inputs[0].type)
+    # the types the index inferred already hold when the input is declared at the probe's shape
+    types = (index.types if declared is not None and tuple(declared) == targets.probe.shape
+             else infer_types(index.model, {in_name: targets.probe.shape}))
     candidates = []
     for node in index.nodes:
         for out in node.output:

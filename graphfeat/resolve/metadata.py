@@ -16,6 +16,7 @@ import onnx
 from ..errors import GraphfeatError
 from ..graph import GraphIndex
 from ..levels import read_feature_record
+from ..onnxfile import holds_data
 from .fingerprint import Match, Targets, find_levels, producer_op
 from .modules import Resolution
 
@@ -27,8 +28,10 @@ class ValueFinder:
     """Finds levels by value: against the file's fingerprints, a reference ``.npz`` or the original file.
 
     ``load_full`` returns the model *with its weights* (the resolver's graph is
-    often a weight-free skeleton); it is called at most once, and the model runs
-    at most once, for every level that needs it together.
+    often a weight-free skeleton); it is called at most once, and not at all
+    when the resolver's graph holds every weight already (a skeleton of a file
+    whose weights were too small, or not raw, to defer). The model runs at most
+    once, for every level that needs it together.
     """
 
     def __init__(self, index: GraphIndex, load_full: Callable[[], onnx.ModelProto] | None = None, *,
@@ -57,13 +60,20 @@ class ValueFinder:
                 self._targets = Targets.from_record(record) if record else None
         return self._targets
 
+    def _full_model(self) -> onnx.ModelProto:
+        """The model to run: the resolver's own graph when it holds every weight, else ``load_full()``."""
+        model = self.index.model
+        if all(holds_data(t) for t in model.graph.initializer):
+            return model
+        return self.load_full()
+
     def match(self, name: str, pending: list[str], record: dict | None) -> Match:
         """The match of level ``name``; the first call runs the model once for all ``pending`` levels."""
         targets = self.targets(record)
         if name not in self._matches:
             todo = [n for n in dict.fromkeys([name, *pending]) if n in targets.by_name and n not in self._matches]
             self.runs += 1
-            self._matches.update(find_levels(self.index, self.load_full(), targets, todo))
+            self._matches.update(find_levels(self.index, self._full_model(), targets, todo))
         found = self._matches[name]
         if isinstance(found, GraphfeatError):
             raise found

@@ -167,3 +167,65 @@ def test_declared_float16_output_stays_float16():
     model.graph.value_info.append(helper.make_tensor_value_info("half", TensorProto.FLOAT16, ["batch", 3, 32, 32]))
     out = cut(model, tensors=["half"])
     assert out.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT16
+
+
+def test_probe_run_hands_large_weights_to_ort_as_arrays_and_leaves_the_model_alone():
+    from graphfeat.graph.probe import SHARE_MIN_ELEMENTS, session_model
+
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((64, 64)).astype(np.float32)  # raw_data
+    w2 = rng.standard_normal((64, 32)).astype(np.float32)  # float_data, as onnxsim writes
+    b = rng.standard_normal(64).astype(np.float32)  # small: stays in the bytes
+    w2_proto = helper.make_tensor("w2", TensorProto.FLOAT, w2.shape, w2.ravel().tolist())
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["hb"]),
+             helper.make_node("MatMul", ["hb", "w2"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b"), w2_proto])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    before = model.SerializeToString()
+    data, arrays = session_model(model, ["hb", "y"])
+    assert sorted(arrays) == ["w", "w2"] and w.size >= SHARE_MIN_ELEMENTS
+    assert len(data) < w.nbytes  # the graph and the small tensor only
+    x = rng.standard_normal((1, 64)).astype(np.float32)
+    got = run_tensors(model, {"x": x}, ["hb", "y"])
+    np.testing.assert_allclose(got["hb"], x @ w + b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["y"], (x @ w + b) @ w2, rtol=1e-4, atol=1e-4)
+    assert model.SerializeToString() == before
+
+
+@pytest.mark.parametrize("batch", ["batch", 1])
+def test_only_tensors_of_a_stale_levels_shape_are_exposed(monkeypatch, batch):
+    """``batch`` 1: the input is declared at the probe's shape, so the index's own types are used."""
+    import graphfeat.resolve.fingerprint as fingerprint
+
+    model = _backbone()
+    model.graph.input[0].type.tensor_type.shape.dim[0].Clear()
+    if batch == 1:
+        model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    else:
+        model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = batch
+    _rename(model, "r1", "renamed")  # 'stem' (8x16x16) is stale; 'deep' (8x8x8) keeps its name
+    exposed = []
+    real = fingerprint.run_tensors
+    monkeypatch.setattr(fingerprint, "run_tensors", lambda m, f, names: exposed.extend(names) or real(m, f, names))
+    out = cut(model, layers=["stem", "deep"])
+    assert sorted(exposed) == ["bn1", "c1", "renamed"]
+    assert [lv.get("resolved_by", "metadata") for lv in _levels(out)] == ["fingerprint", "metadata"]
+
+
+def test_the_value_run_uses_the_resolvers_graph_when_it_holds_every_weight():
+    from graphfeat.resolve import Resolver, ValueFinder
+
+    model = _backbone()
+    _rename(model, "r1", "renamed")
+    index = GraphIndex(model)
+    finder = ValueFinder(index, lambda: pytest.fail("loaded the weights again"))
+    assert Resolver(index, finder).resolve("stem").tensor == "renamed"
+    skeleton = onnx.ModelProto()
+    skeleton.CopyFrom(model)
+    next(t for t in skeleton.graph.initializer if t.name == "w2").ClearField("raw_data")  # deferred, as load_skeleton does
+    loads = []
+    index = GraphIndex(skeleton)
+    finder = ValueFinder(index, lambda: loads.append(1) or model)
+    assert Resolver(index, finder).resolve("stem").tensor == "renamed" and loads == [1]
