@@ -8,7 +8,7 @@ misses what a subgraph needs.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 
 import networkx as nx
@@ -76,7 +76,7 @@ class GraphIndex:
     ``consumers`` maps a tensor to the nodes that read it; ``constants`` holds
     every tensor computable without graph inputs (initializers, ``Constant``
     outputs and what is computed from them only); ``order``/``pos`` give a
-    topological order. The networkx view, dominators and inferred types are
+    topological order. The networkx view, the bottlenecks and inferred types are
     computed on first use.
     """
 
@@ -228,20 +228,61 @@ class GraphIndex:
 
     @cached_property
     def bottlenecks(self) -> set[int]:
-        """Nodes on every path from the graph inputs to the outputs (dominators of the sink)."""
-        idom = nx.immediate_dominators(self.nx_graph, SOURCE)
+        """Nodes on every path from the graph inputs to the outputs (the dominators of ``SINK`` in
+        :attr:`nx_graph`), found in one linear sweep instead of networkx's dominator tree.
+
+        The rule (articulation points of a single-source, single-sink DAG): keep the data nodes that
+        lie on some input-to-output path and walk them in topological order, tracking the farthest
+        position any edge seen so far reaches (``SOURCE`` sits before the first node, ``SINK`` after
+        the last). A node is on every path iff no edge jumps over it, i.e. iff that farthest position
+        is not beyond it: a jumping edge ``u -> w`` gives the path ``SOURCE .. u -> w .. SINK`` avoiding
+        it, and a path can only get past a node no edge jumps over by passing through it.
+        ``tests/core/test_trunk.py`` checks it against ``networkx.immediate_dominators``.
+        """
+        n = len(self.nodes)
+        pos, producer = self.pos, self.producer
+        farthest: dict[int, int] = {}  # node -> farthest position an edge from it reaches; -1 is SOURCE
+        alive: set[int] = set()
+        stack: list[int] = []
+        for name in self.outputs:
+            p = producer.get(name)
+            if p is None:
+                if name not in self.constants:
+                    return set()  # a graph input is an output: SOURCE -> SINK directly
+                continue
+            if self.is_data_node(p):
+                farthest[p] = n
+                stack.append(p)
+        while stack:  # the data nodes that reach an output (all data nodes are reached from SOURCE)
+            i = stack.pop()
+            if i in alive:
+                continue
+            alive.add(i)
+            for name in self.data_inputs(i):
+                p = producer.get(name, -1)
+                if farthest.get(p, -2) < pos[i]:
+                    farthest[p] = pos[i]
+                if p >= 0 and p not in alive:
+                    stack.append(p)
+        reach = farthest.get(-1, n)
         chain: set[int] = set()
-        cur = idom.get(SINK)
-        while cur is not None and cur != SOURCE:
-            chain.add(cur)
-            nxt = idom[cur]
-            cur = None if nxt == cur else nxt
+        for i in sorted(alive, key=pos.__getitem__):
+            if reach <= pos[i]:
+                chain.add(i)
+            reach = max(reach, farthest[i])
         return chain
 
     @cached_property
     def types(self) -> dict[str, onnx.TypeProto]:
-        """Types of every tensor as ``onnx.shape_inference`` sees them (inferred on first use)."""
-        return infer_types(self.model)
+        """Types of every tensor as ``onnx.shape_inference`` sees them (inferred on first use, strictly
+        when the model passes, so that the cut's check can reuse it: :meth:`checked_types`)."""
+        return infer_types(self.model, check=True)
+
+    def checked_types(self) -> Mapping[str, onnx.TypeProto] | None:
+        """:attr:`types` if they were already inferred and the model passed strict inference, else None
+        (never runs an inference itself)."""
+        types = self.__dict__.get("types")
+        return types if types is not None and getattr(types, "checked", False) else None
 
     def shape(self, tensor: str) -> Shape | None:
         """The inferred shape of ``tensor`` (see :func:`graphfeat.graph.shapes.shape_of`)."""
