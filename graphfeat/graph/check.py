@@ -136,9 +136,10 @@ def infer_types(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]
     ``checked`` says whether the model passed. A model that fails it, or uses operators outside the
     ONNX domains, is inferred best effort, as without ``check`` (``checked`` is False).
     """
-    sk = skeleton(model)[0]
     if input_shapes:
-        with_input_shapes(sk, input_shapes)
+        sk = with_input_shapes(skeleton(model)[0], input_shapes)
+    else:  # inference never modifies the model it is given; the skeleton only saves serializing weights
+        sk = model if _checks_directly(model) else skeleton(model)[0]
     checked = False
     if check and not input_shapes and not _foreign_domains(model):
         try:

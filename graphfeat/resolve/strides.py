@@ -124,9 +124,10 @@ def _concrete(dims, batch: int) -> tuple | None:
 def _data_tensors(index: GraphIndex, inp: ImageInput) -> list[str]:
     """The input, then every tensor computed from a graph input, in topological order."""
     out = [inp.name]
+    const, inputs_of, nodes = index.constants, index.inputs_of, index.nodes
     for i in index.order:
-        if index.is_data_node(i):
-            out.extend(o for o in index.nodes[i].output if o)
+        if any(name not in const for name in inputs_of[i]):  # index.is_data_node, inlined: 100k calls
+            out.extend(o for o in nodes[i].output if o)
     return out
 
 
@@ -166,7 +167,18 @@ def _shapes_at(index: GraphIndex, inp: ImageInput, size: tuple[int, int]) -> dic
     """Every data tensor's shape at input ``size``: shape inference first, a probe run for the rest."""
     feed = inp.concrete(size)
     types = index.types if inp.static else infer_types(index.model, {inp.name: feed})
-    shapes = {t: _concrete(shape_of(types.get(t)), feed[0]) for t in _data_tensors(index, inp)}
+    memo: dict[bytes, tuple | None] = {}  # a backbone has few distinct types: read each one's dims once
+
+    def concrete(tp: onnx.TypeProto | None) -> tuple | None:
+        if tp is None:
+            return None
+        key = tp.SerializeToString()
+        found = memo.get(key, memo)
+        if found is memo:
+            found = memo[key] = _concrete(shape_of(tp), feed[0])
+        return found
+
+    shapes = {t: concrete(types.get(t)) for t in _data_tensors(index, inp)}
     shapes[inp.name] = feed
     outs = set(index.outputs)
     wanted = [t for t, v in shapes.items() if v is None and (t in index.consumers or t in outs)]
