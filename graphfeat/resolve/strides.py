@@ -11,7 +11,10 @@ from (1) ``onnx`` shape inference on the weight-free skeleton at the concrete si
 (graphfeat's one inference entry, :func:`graphfeat.graph.infer_types`), (2) a
 probe run on ONNX Runtime of that skeleton (zero weights, seeded random
 input) that exposes the still-unknown tensors as outputs (contrib ops such as
-``com.microsoft.FusedConv``, data-dependent shapes). A tensor has stride ``s``
+``com.microsoft.FusedConv``, data-dependent shapes). At the input's own size
+the inference is the index's (:attr:`GraphIndex.types`): strict when the model
+passes, so that the cut's check reuses it instead of inferring the result
+again (the rule in :func:`graphfeat.graph.check_model`). A tensor has stride ``s``
 in layout
 
 - ``nchw``: shape ``(B, C, h, w)``,
@@ -38,7 +41,8 @@ and not the other, or differently, is returned with ``stride=None`` and a note
 naming both measurements.
 
 **The trunk** is the set of tensors every input-to-output path passes through:
-the data outputs of ``index.bottlenecks`` (the dominators of the sink), one per
+the data outputs of ``index.bottlenecks`` (the dominators of the sink, found by
+a linear sweep), one per
 node (a multi-output node counts only when exactly one of its outputs is read).
 **The head** is the part of the trunk after its last strided tensor: global
 pooling, ``Flatten``, a ``Reshape`` to ``(B, C)``, the classifier. Trunk tensors

@@ -87,3 +87,17 @@ def test_conversion_nodes_are_inferred_on_the_result(tmp_path, inferences):
     native = graphfeat.cut(_saved(model, tmp_path), strides=[4, 8], layout="native")
     assert inferences == [True, True, True]  # native adds nothing: the rule applies again
     onnx.checker.check_model(native, full_check=True)
+
+
+def test_a_layers_cut_of_a_file_with_metadata_reuses_the_inference(tmp_path, inferences):
+    """Resolving recorded levels reads their shapes (the input's inference): the check reuses it."""
+    from onnx_fixtures import add_metadata, resnet_like
+
+    model, truth = resnet_like("plain")
+    add_metadata(model, [(f"layer{i}", truth[f"layer{i}"], c, 2 ** (i + 1)) for i, c in zip(range(1, 5), (8, 16, 24, 32))])
+    cut = graphfeat.cut(_saved(model, tmp_path), layers=["layer2", "layer4"])
+    assert inferences == [True]
+    onnx.checker.check_model(cut, full_check=True)
+    broken = _declare(model, truth["layer1"], TensorProto.INT64)  # kept by the cut: still refused
+    with pytest.raises(GraphfeatError, match="shape inference"):
+        graphfeat.cut(_saved(broken, tmp_path), layers=["layer2", "layer4"])
