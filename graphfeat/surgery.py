@@ -179,11 +179,12 @@ def cut_model(model: onnx.ModelProto, layers: Sequence[str] | None = None, indic
             index = GraphIndex(model)  # the conversion nodes are new tensors
     pairs = [(r.tensor if r.resolved_by == "tensor" else r.name, sources[r.name]) for r in picked]
     declared = _declared_types(model, pairs)  # before the renames drop the tensors' value_info
+    inferred = _shared_inference(index, pairs)
     set_outputs(model, index, pairs, keep_existing=keep_outputs)
     # renames keep the order and new Identity nodes go last: a sorted graph stays sorted
     cleanup(model, assume_sorted=index.order == list(range(len(index.nodes))))
     try:
-        check_model(model, declared)  # strict shape inference (types the new outputs) + checker
+        check_model(model, declared, inferred)  # strict shape inference (types the new outputs) + checker
     except GraphfeatError as exc:
         raise _blame_input(load_full, exc) from None
     write_feature_record(model, _record(index, picked, pairs, model, resolver.metadata.record))
@@ -204,6 +205,17 @@ def _declared_types(model: onnx.ModelProto, pairs) -> dict[str, onnx.TypeProto]:
              if vi.HasField("type") and vi.type.WhichOneof("value") is not None
              and (not vi.type.HasField("tensor_type") or vi.type.tensor_type.elem_type)}
     return {out: known[src] for out, src in pairs if src in known}
+
+
+def _shared_inference(index: GraphIndex, pairs) -> dict[str, onnx.TypeProto] | None:
+    """Output name -> the input's inferred type of its source, when the input passed a strict inference
+    already run on ``index`` (the stride analysis, ``levels()``); see the rule in
+    :func:`graphfeat.graph.check_model`. ``index`` must be the input's: a cut that adds conversion
+    nodes rebuilds it, and the new index has inferred nothing."""
+    types = index.checked_types()
+    if types is None or any(src not in types for _, src in pairs):
+        return None
+    return {out: types[src] for out, src in pairs}
 
 
 def _blame_input(load_full, exc: GraphfeatError) -> GraphfeatError:

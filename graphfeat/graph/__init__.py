@@ -1,7 +1,7 @@
 """The graph layer: lookups over an ONNX graph, and the edits and checks made on it.
 
 Modules: :mod:`.index` (``GraphIndex``: producers, consumers, constants,
-order, dominators), :mod:`.shapes` (dims as Python, the real input),
+order, the trunk), :mod:`.shapes` (dims as Python, the real input),
 :mod:`.check` (the one entry to onnx shape inference, and the checker, on a
 weight-free skeleton), :mod:`.edit` (the one way to set outputs),
 :mod:`.layout` (a tensor delivered as NCHW), :mod:`.prune` (remove what no output needs), :mod:`.quant` (which ops quantise), :mod:`.region` (the tensor a set

@@ -122,20 +122,34 @@ def with_input_shapes(sk: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) 
     return sk
 
 
-def infer_types(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None
-                ) -> dict[str, onnx.TypeProto]:
+def infer_types(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None, *,
+                check: bool = False) -> _Types:
     """Types of all tensors of the top-level graph, by ``onnx.shape_inference`` on the skeleton.
 
     Dynamic dims keep their ``dim_param`` names; ``input_shapes`` fixes the
     named inputs to concrete shapes first (to see every shape at one size). A
     model inference rejects yields only the declared types (inputs, outputs,
     value_info, initializers).
+
+    ``check``: run the inference strictly, as :func:`check_model` does (type-checking, every node
+    inferred), so that a cut of this model can reuse it (see ``inferred`` there); the result's
+    ``checked`` says whether the model passed. A model that fails it, or uses operators outside the
+    ONNX domains, is inferred best effort, as without ``check`` (``checked`` is False).
     """
-    sk = skeleton(model)[0]
     if input_shapes:
-        with_input_shapes(sk, input_shapes)
-    g = _inference(sk, strict=False).graph
-    types = _Types({t.name: t for t in model.graph.initializer})
+        sk = with_input_shapes(skeleton(model)[0], input_shapes)
+    else:  # inference never modifies the model it is given; the skeleton only saves serializing weights
+        sk = model if _checks_directly(model) else skeleton(model)[0]
+    checked = False
+    if check and not input_shapes and not _foreign_domains(model):
+        try:
+            g = _inference(sk, strict=True).graph
+            checked = True
+        except GraphfeatError:
+            pass
+    if not checked:
+        g = _inference(sk, strict=False).graph
+    types = _Types({t.name: t for t in model.graph.initializer}, checked)
     for vi in (*g.input, *g.value_info, *g.output):
         if vi.HasField("type"):
             types[vi.name] = vi.type
@@ -146,9 +160,11 @@ class _Types(dict):
     """Inferred types by tensor name; an initializer's type is made from its dims when first asked for
     (a large model has tens of thousands of initializers that few callers look at)."""
 
-    def __init__(self, initializers: dict[str, onnx.TensorProto]):
+    def __init__(self, initializers: dict[str, onnx.TensorProto], checked: bool = False):
         super().__init__()
         self._initializers = initializers
+        #: whether these types come from a strict inference the model passed (``infer_types(check=True)``)
+        self.checked = checked
 
     def __missing__(self, name: str) -> onnx.TypeProto:
         t = self._initializers[name]  # KeyError for an unknown name, as a dict
@@ -170,7 +186,8 @@ class _Types(dict):
         return dict.__contains__(self, name) or name in self._initializers
 
 
-def check_model(model: onnx.ModelProto, declared: Mapping[str, onnx.TypeProto] | None = None) -> None:
+def check_model(model: onnx.ModelProto, declared: Mapping[str, onnx.TypeProto] | None = None,
+                inferred: Mapping[str, onnx.TypeProto] | None = None) -> None:
     """Validate ``model`` as ``onnx.checker.check_model(full_check=True)`` does, and type its outputs.
 
     A full check is the structural checker plus strict, type-checking shape
@@ -190,12 +207,25 @@ def check_model(model: onnx.ModelProto, declared: Mapping[str, onnx.TypeProto] |
     but not those operators (their schemas are ONNX Runtime's); for such a model
     ONNX Runtime must also load the result (the skeleton: its type and
     schema checks of every node, without reading a weight), or the check fails.
+
+    **Rule: the input's strict inference stands for the result's** (``inferred``). When the model
+    this one was cut from passed strict shape inference (``infer_types(input, check=True)``, which
+    the stride analysis runs anyway, ``checked`` True), and the cut only removed nodes no output
+    needs, renamed tensors and added ``Identity`` nodes, the result passes it too: inference is
+    local and runs forward, so every kept node sees the same input types as in the input, and
+    every kept value_info, initializer and input was checked there. The caller then passes
+    ``inferred`` (output name -> the input's inferred type of its source tensor) and no inference
+    runs on the result; the structural checker still does. A cut that adds other nodes (the NCHW
+    conversions) or a model with operators outside the ONNX domains does not qualify.
     """
     direct = _checks_directly(model)
     sk, need = (model, 0) if direct else skeleton(model)
-    inferred = _inference(sk, strict=True)
+    if inferred is None:
+        result = _inference(sk, strict=True)
+        inferred_out = {vi.name: vi.type for vi in result.graph.output if _typed(vi)}
+    else:
+        inferred_out = {name: tp for name, tp in inferred.items() if _typed_type(tp)}
     vi_types = {vi.name: vi.type for vi in model.graph.value_info if _typed(vi)}
-    inferred_out = {vi.name: vi.type for vi in inferred.graph.output if _typed(vi)}
     found: dict[str, onnx.TypeProto] = {}
     for vi in model.graph.output:
         if _typed(vi):

@@ -8,7 +8,7 @@ misses what a subgraph needs.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 
 import networkx as nx
@@ -76,7 +76,7 @@ class GraphIndex:
     ``consumers`` maps a tensor to the nodes that read it; ``constants`` holds
     every tensor computable without graph inputs (initializers, ``Constant``
     outputs and what is computed from them only); ``order``/``pos`` give a
-    topological order. The networkx view, dominators and inferred types are
+    topological order. The networkx view, the bottlenecks and inferred types are
     computed on first use.
     """
 
@@ -228,7 +228,8 @@ class GraphIndex:
 
     @cached_property
     def bottlenecks(self) -> set[int]:
-        """Nodes on every path from the graph inputs to the outputs (dominators of the sink)."""
+        """Nodes on every path from the graph inputs to the outputs: the dominators of ``SINK`` from
+        ``SOURCE`` in :attr:`nx_graph` (networkx's ``immediate_dominators``)."""
         idom = nx.immediate_dominators(self.nx_graph, SOURCE)
         chain: set[int] = set()
         cur = idom.get(SINK)
@@ -240,8 +241,15 @@ class GraphIndex:
 
     @cached_property
     def types(self) -> dict[str, onnx.TypeProto]:
-        """Types of every tensor as ``onnx.shape_inference`` sees them (inferred on first use)."""
-        return infer_types(self.model)
+        """Types of every tensor as ``onnx.shape_inference`` sees them (inferred on first use, strictly
+        when the model passes, so that the cut's check can reuse it: :meth:`checked_types`)."""
+        return infer_types(self.model, check=True)
+
+    def checked_types(self) -> Mapping[str, onnx.TypeProto] | None:
+        """:attr:`types` if they were already inferred and the model passed strict inference, else None
+        (never runs an inference itself)."""
+        types = self.__dict__.get("types")
+        return types if types is not None and getattr(types, "checked", False) else None
 
     def shape(self, tensor: str) -> Shape | None:
         """The inferred shape of ``tensor`` (see :func:`graphfeat.graph.shapes.shape_of`)."""

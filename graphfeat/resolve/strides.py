@@ -11,7 +11,10 @@ from (1) ``onnx`` shape inference on the weight-free skeleton at the concrete si
 (graphfeat's one inference entry, :func:`graphfeat.graph.infer_types`), (2) a
 probe run on ONNX Runtime of that skeleton (zero weights, seeded random
 input) that exposes the still-unknown tensors as outputs (contrib ops such as
-``com.microsoft.FusedConv``, data-dependent shapes). A tensor has stride ``s``
+``com.microsoft.FusedConv``, data-dependent shapes). At the input's own size
+the inference is the index's (:attr:`GraphIndex.types`): strict when the model
+passes, so that the cut's check reuses it instead of inferring the result
+again (the rule in :func:`graphfeat.graph.check_model`). A tensor has stride ``s``
 in layout
 
 - ``nchw``: shape ``(B, C, h, w)``,
@@ -124,9 +127,10 @@ def _concrete(dims, batch: int) -> tuple | None:
 def _data_tensors(index: GraphIndex, inp: ImageInput) -> list[str]:
     """The input, then every tensor computed from a graph input, in topological order."""
     out = [inp.name]
+    const, inputs_of, nodes = index.constants, index.inputs_of, index.nodes
     for i in index.order:
-        if index.is_data_node(i):
-            out.extend(o for o in index.nodes[i].output if o)
+        if any(name not in const for name in inputs_of[i]):  # index.is_data_node, inlined: 100k calls
+            out.extend(o for o in nodes[i].output if o)
     return out
 
 
@@ -166,7 +170,18 @@ def _shapes_at(index: GraphIndex, inp: ImageInput, size: tuple[int, int]) -> dic
     """Every data tensor's shape at input ``size``: shape inference first, a probe run for the rest."""
     feed = inp.concrete(size)
     types = index.types if inp.static else infer_types(index.model, {inp.name: feed})
-    shapes = {t: _concrete(shape_of(types.get(t)), feed[0]) for t in _data_tensors(index, inp)}
+    memo: dict[bytes, tuple | None] = {}  # a backbone has few distinct types: read each one's dims once
+
+    def concrete(tp: onnx.TypeProto | None) -> tuple | None:
+        if tp is None:
+            return None
+        key = tp.SerializeToString()
+        found = memo.get(key, memo)
+        if found is memo:
+            found = memo[key] = _concrete(shape_of(tp), feed[0])
+        return found
+
+    shapes = {t: concrete(types.get(t)) for t in _data_tensors(index, inp)}
     shapes[inp.name] = feed
     outs = set(index.outputs)
     wanted = [t for t, v in shapes.items() if v is None and (t in index.consumers or t in outs)]
