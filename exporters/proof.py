@@ -3,7 +3,8 @@
 The export runs the MindSpore feature wrapper and the ONNX graph on the same
 seeded probe input; a level's tensor is the first one in node order whose
 values equal the level within tolerance (:func:`match_levels`).
-:func:`prove_levels` checks a record again after each transformation.
+:func:`prove_levels` checks a record again after each transformation (:func:`check_levels`
+on values already run).
 """
 from __future__ import annotations
 
@@ -87,6 +88,12 @@ def prove_levels(model: onnx.ModelProto, feeds: dict[str, np.ndarray], tensors: 
                  rtol: float = DEFAULT_RTOL) -> list[LevelMetrics]:
     """Run the recorded ``tensors`` and raise ``GraphfeatError`` unless each equals its level."""
     values = run_onnxruntime(model, feeds, list(dict.fromkeys(tensors)))
+    return check_levels(values, tensors, expected, names, rtol)
+
+
+def check_levels(values: dict[str, np.ndarray], tensors: Sequence[str], expected: Sequence[np.ndarray],
+                 names: Sequence[str], rtol: float = DEFAULT_RTOL) -> list[LevelMetrics]:
+    """:func:`prove_levels` on values already computed (``values[tensor]``, one runtime run)."""
     metrics = [compare_level(n, values[t], e, rtol) for n, t, e in zip(names, tensors, expected)]
     bad = [f"'{m.name}' -> tensor '{t}' (max rel err {m.max_rel:.3g}{'; ' + m.note if m.note else ''})"
            for m, t in zip(metrics, tensors) if not m.ok]
