@@ -390,7 +390,9 @@ def _build(model, plan, model_name: str, features_only: bool, out_indices, seed:
         # what create_model(features_only=True) builds, around this very classifier: no second build
         feature_model = FeatureExtractWrapper(net)
         feature_model.set_train(False)
-    else:  # a rewritten feature class (the classifier has no feature_info), or the features-only net's levels
+    elif not features_only and hasattr(net, "feature_view"):  # a rewritten feature class's levels, the same way
+        feature_model = net.feature_view()
+    else:  # the features-only net's levels (all of them), or a rewritten class without a view
         feature_model = create_model(model_name, features_only=True, auto_mapping=True, **common)
     info = feature_model.feature_info
     selected = list(net.feature_info.out_indices) if features_only else list(range(len(info)))

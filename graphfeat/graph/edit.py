@@ -108,8 +108,8 @@ def exposed(model: onnx.ModelProto, names: Sequence[str]) -> Iterator[onnx.Model
     saved = list(model.graph.output)  # the ValueInfoProtos: copied by the extend below
     kept = onnx.GraphProto()
     kept.output.extend(saved)
-    _expose_in_place(model, names, model)
     try:
+        _expose_in_place(model, names, model)
         yield model
     finally:
         del model.graph.output[:]
