@@ -39,7 +39,7 @@ import mindspore as ms
 from mindspore import Tensor
 
 from graphfeat.errors import GraphfeatError
-from graphfeat.graph import GraphIndex, check_model, exposed, set_outputs, skeleton
+from graphfeat.graph import GraphIndex, check_model, exposed, infer_types, set_outputs, skeleton
 from graphfeat.levels import build_record, write_metadata
 from graphfeat.resolve import PROBE_SEED, probe_input, producer_op, sketch
 from graphfeat.onnxfile import atomic_write, check_destination, save_model
@@ -485,7 +485,8 @@ def export_model(
             report.notes.append(f"freed the batch dimension of {n} constant Resize size(s)")
     feeds = {INPUT_NAME: probe}
     with phase("match levels (ORT)"):
-        tensors = match_levels(model, feeds, levels, names, rtol)
+        types = infer_types(model)  # the tensors keep their names and types through the opset upgrade
+        tensors = match_levels(model, feeds, levels, names, rtol, types)
 
     record = build_record(
         [{"index": k, "name": n, "chs": info.channels(i), "reduction": info.reduction(i), "tensor": t,
@@ -522,7 +523,7 @@ def export_model(
             candidate.producer_version = f"{record['versions']['graphfeat']} (MindSpore {ms.__version__})"
         try:
             with phase("prove record (ORT)"):
-                with exposed(candidate, wanted):
+                with exposed(candidate, wanted, types):
                     run = session(candidate, "onnxruntime")
                 try:
                     values = run(feeds)

@@ -101,25 +101,29 @@ def expose(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
 
 
 @contextmanager
-def exposed(model: onnx.ModelProto, names: Sequence[str]) -> Iterator[onnx.ModelProto]:
+def exposed(model: onnx.ModelProto, names: Sequence[str],
+            types: Mapping[str, onnx.TypeProto] | None = None) -> Iterator[onnx.ModelProto]:
     """``model`` itself with exactly the outputs ``names`` inside the block (as :func:`expose`), and its own
     outputs back after it. Nothing else of the model changes: the outputs are the tensors themselves,
-    unrenamed, so no node is added or renamed. For a runtime session, which serializes the model anyway."""
+    unrenamed, so no node is added or renamed. For a runtime session, which serializes the model anyway.
+    ``types`` (:func:`.check.infer_types` of the model, when the caller has it) spares a shape inference."""
     saved = list(model.graph.output)  # the ValueInfoProtos: copied by the extend below
     kept = onnx.GraphProto()
     kept.output.extend(saved)
     try:
-        _expose_in_place(model, names, model)
+        _expose_in_place(model, names, model, types)
         yield model
     finally:
         del model.graph.output[:]
         model.graph.output.extend(kept.output)
 
 
-def _expose_in_place(target: onnx.ModelProto, names: Sequence[str], model: onnx.ModelProto) -> None:
+def _expose_in_place(target: onnx.ModelProto, names: Sequence[str], model: onnx.ModelProto,
+                     inferred: Mapping[str, onnx.TypeProto] | None = None) -> None:
     known = {vi.name: vi.type for vi in (*model.graph.input, *model.graph.output, *model.graph.value_info)}
     if any(n not in known for n in names):
-        known = {**infer_types(model), **known}
+        inferred = infer_types(model) if inferred is None else inferred
+        known = {**{n: inferred[n] for n in names if n in inferred}, **known}
     types = {}
     for name in names:
         tp = onnx.TypeProto()
