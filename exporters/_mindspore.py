@@ -1,4 +1,4 @@
-"""Import MindSpore quietly and set the CPU graph-mode context once.
+"""Import MindSpore quietly and set the CPU graph-mode context once; :func:`eager` for one-off runs.
 
 Before the import, :mod:`._cpu` caps oneDNN's CPU ISA where MindSpore's
 convolutions would otherwise crawl (``GRAPHFEAT_ONEDNN_ISA``; see
@@ -12,6 +12,8 @@ converter for ``InplaceAddExt``, which its GRAPH_MODE makes of every tensor
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 from ._cpu import apply_isa_policy, isa_policy, warn_if_too_late  # noqa: F401  (isa_policy: for reports)
 
@@ -42,7 +44,8 @@ def augassign_out_of_place() -> None:
     change only where the augmented tensor is aliased and read again (the
     in-place update would show through the alias); a residual ``out += identity``
     on a fresh ``out`` gives the same values either way. The export's own
-    reference runs in this process, so it is out of place too;
+    reference runs in this process, eagerly (:func:`eager`), where a tensor ``+=``
+    is not compiled at all;
     ``tests/exporters/test_mindcv.py`` checks MindCV's ``+=`` families against
     MindCV run at MindSpore's default, in place, in another process.
     """
@@ -52,12 +55,39 @@ def augassign_out_of_place() -> None:
 
 
 def configure() -> None:
-    """Run MindSpore in GRAPH_MODE on the CPU (idempotent)."""
+    """Run MindSpore in GRAPH_MODE on the CPU, with ``GRAPHFEAT_THREADS`` kernel threads when set (idempotent)."""
     global _configured
     if not _configured:
         ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
         augassign_out_of_place()
+        threads = os.environ.get("GRAPHFEAT_THREADS", "")  # set by ``graphfeat export --jobs N`` per worker
+        if threads.isdigit() and int(threads) > 0:
+            from mindspore.device_context.cpu.op_tuning import threads_num
+
+            threads_num(int(threads))
         _configured = True
 
 
 configure()
+
+
+@contextmanager
+def eager() -> Iterator[None]:
+    """Run MindSpore in PYNATIVE_MODE inside the block, then restore the mode.
+
+    For a network run once or twice at a shape (the export's reference levels,
+    the BatchNorm calibration): GRAPH_MODE compiles a graph per cell and input
+    shape first, which costs seconds (resnet50 ~3 s, hrnet_w32 ~18-30 s) where
+    the eager run takes a fraction of a second. The kernels are the same:
+    resnet50 and hrnet_w32 gave bit-identical outputs in both modes at batch 1
+    and 2 (224 px, oneDNN capped at AVX2; ``bench/export_profile.py``).
+    """
+    mode = ms.get_context("mode")
+    if mode == ms.PYNATIVE_MODE:
+        yield
+        return
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    try:
+        yield
+    finally:
+        ms.set_context(mode=mode)

@@ -20,7 +20,7 @@ from collections import OrderedDict
 import numpy as np
 from mindspore import Tensor, nn, ops
 
-from . import _mindspore  # noqa: F401  (quiet import, CPU graph mode)
+from ._mindspore import eager  # quiet import, CPU graph mode
 
 CALIBRATION_SHAPE = (2, 160, 160)  # batch, H, W of the BatchNorm calibration input
 #: initial scale of the norm that closes a residual branch (timm's zero_init_last, but not zero):
@@ -166,7 +166,8 @@ def calibrate_batchnorm(model: nn.Cell, rng: np.random.Generator, in_channels: i
     batch, h, w = CALIBRATION_SHAPE
     x = Tensor(rng.standard_normal((batch, in_channels, h, w)).astype(np.float32))
     try:
-        _Calibrator(model)(x)
+        with eager():  # one run at one shape: a graph compile would cost more than the run
+            _Calibrator(model)(x)
     finally:
         for bn, prim in saved:
             bn.bn_train = prim

@@ -8,10 +8,16 @@ The steps, in order:
 3. post-process: dynamic batch on every output, producer fields;
 4. find, for each feature level, the ONNX tensor whose values equal the
    MindSpore level on a seeded probe input (``exporters.proof.match_levels``);
-5. upgrade the opset with ``onnx.version_converter`` when the proof still holds after;
-6. record the levels under ``graphfeat.feature_info``, run the checker, prove the
-   record once more (and, for a dynamic batch, that two images at once give
-   what each gives alone), and save atomically.
+5. upgrade the opset with ``onnx.version_converter`` (on the weight-free skeleton),
+   kept when the proof still holds after;
+6. record the levels under ``graphfeat.feature_info``, prove the record on the
+   file as saved, run the checker, prove the classifier output and, for a dynamic
+   batch, that two images at once give what each gives alone (one ONNX Runtime
+   session for all three), and save atomically.
+
+The MindSpore reference runs are eager (PYNATIVE_MODE, bit-identical to
+GRAPH_MODE here): the only graph compile is the ONNX export's own.
+``ExportReport.phases`` holds the time of each step (``bench/export_profile.py``).
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import json
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -32,17 +39,19 @@ import mindspore as ms
 from mindspore import Tensor
 
 from graphfeat.errors import GraphfeatError
-from graphfeat.graph import GraphIndex, expose, set_outputs
+from graphfeat.graph import GraphIndex, check_model, exposed, infer_types, set_outputs, skeleton
 from graphfeat.levels import build_record, write_metadata
 from graphfeat.resolve import PROBE_SEED, probe_input, producer_op, sketch
 from graphfeat.onnxfile import atomic_write, check_destination, save_model
 from graphfeat.runtime import DEFAULT_RTOL, compare_level, run_onnxruntime, session
 
+from ._mindspore import eager
 from .cells import in_channels_of, prepare_cell
 from .checkpoint import load_checkpoint_into
 from .dynamic import SPATIAL, free_spatial, set_dynamic_size, size_suspects
 from .factory import create_model
-from .proof import match_levels, prove_levels
+from .features import FeatureExtractWrapper
+from .proof import check_levels, match_levels
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
@@ -68,6 +77,23 @@ class ExportReport:
     dynamic_size: bool = False
     second_size: list[int] | None = None
     second_size_worst_rel: float | None = None
+    #: wall seconds per phase of the export, in order (``bench/export_profile.py`` prints them)
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+class _Phases:
+    """Wall time per named phase; a name used twice adds up."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
 def _versions() -> dict[str, str]:
@@ -201,12 +227,38 @@ def _free_batch_in_resizes(model: onnx.ModelProto) -> int:
 
 
 def _upgrade_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """``model`` converted to ``opset`` by ``onnx.version_converter`` (a new model; ``model`` itself when
+    its opset is not lower). The converter runs on the weight-free skeleton (``graphfeat.graph.skeleton``:
+    it serializes and parses the whole model twice, seconds for vgg16_bn's 528 MiB), and the weights are
+    put back by name; a stubbed tensor the conversion lost or reshaped fails here, and the export then
+    keeps opset 11. The proof that follows runs on the result, weights included."""
     current = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     if opset <= current:
         return model
-    upgraded = version_converter.convert_version(model, opset)
+    upgraded = version_converter.convert_version(skeleton(model)[0], opset)
     upgraded.ir_version = max(upgraded.ir_version, 8)
+    originals = {t.name: t for t in model.graph.initializer}
+    constants = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant" and n.output}
+    for tensor in upgraded.graph.initializer:
+        if _is_stub(tensor):
+            _restore(tensor, originals.get(tensor.name))
+    for node in upgraded.graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t") and _is_stub(attr.t):
+                source = constants.get(node.output[0]) if node.op_type == "Constant" and node.output else None
+                same = next((a.t for a in source.attribute if a.name == attr.name), None) if source else None
+                _restore(attr.t, same)
     return upgraded
+
+
+def _is_stub(tensor: onnx.TensorProto) -> bool:
+    return tensor.data_location == onnx.TensorProto.EXTERNAL
+
+
+def _restore(stub: onnx.TensorProto, original: onnx.TensorProto | None) -> None:
+    if original is None or list(original.dims) != list(stub.dims) or original.data_type != stub.data_type:
+        raise GraphfeatError(f"the opset conversion changed the weight '{stub.name}'")
+    stub.CopyFrom(original)
 
 
 def _save_reference(path: Path, probe: np.ndarray, names: list[str], levels: list[np.ndarray],
@@ -237,25 +289,32 @@ def _reference_images(feature_model, probe: np.ndarray, positions: Sequence[int]
     for k in range(1, REFERENCE_IMAGES):
         image = probe_input(probe.shape[2:], in_channels=probe.shape[1], seed=PROBE_SEED + k)
         images.append(image)
-        out = _as_tuple(feature_model(Tensor(image)))
+        with eager():
+            out = _as_tuple(feature_model(Tensor(image)))
         for acc, p in zip(per_level, positions):  # positions of the recorded levels in the feature model's outputs
             acc.append(out[p].asnumpy())
     return np.concatenate(images), [np.concatenate(v) for v in per_level]
 
 
-def _prove_batch(model: onnx.ModelProto, probe: np.ndarray, outputs: Sequence[str], rtol: float) -> None:
+def _prove_batch(model: onnx.ModelProto, probe: np.ndarray, outputs: Sequence[str], rtol: float, *,
+                 run=None, probe_values: dict[str, np.ndarray] | None = None) -> None:
     """Prove the dynamic batch: a batch of two images must give, image by image, what each gives alone.
 
     The model already equals MindSpore at batch 1; this catches what a batch-1
     export can bake in (a Reshape target, a Resize size, a broadcast that mixes
-    images). It runs ONNX Runtime only: no MindSpore compile for a new shape.
+    images). It runs ONNX Runtime only: no MindSpore run at a new shape. ``run``
+    is a session of ``model`` with ``outputs`` exposed, and ``probe_values`` its
+    values on ``probe`` alone, when the caller has them already.
     """
     second = probe_input(probe.shape[2:], in_channels=probe.shape[1], seed=PROBE_SEED + 1)
     outputs = list(dict.fromkeys(outputs))
-    run = session(expose(model, outputs), "onnxruntime")
     try:
+        if run is None:
+            with exposed(model, outputs):
+                run = session(model, "onnxruntime")
         pair = run({INPUT_NAME: np.concatenate([probe, second])})
-        alone = [run({INPUT_NAME: probe}), run({INPUT_NAME: second})]
+        alone = [probe_values if probe_values is not None else run({INPUT_NAME: probe}),
+                 run({INPUT_NAME: second})]
     except Exception as exc:  # ORT raises its own exception types
         raise GraphfeatError(f"the export does not run at batch 2 ({str(exc).strip().splitlines()[0]}); export "
                              "with --static-batch, or make the model's reshapes batch-independent") from None
@@ -292,10 +351,11 @@ def _prove_size(model: onnx.ModelProto, net, feature_model, positions: Sequence[
                               "--dynamic-size (a fixed --input-size)")
 
     try:
-        levels = [t.asnumpy() for t in _as_tuple(feature_model(Tensor(x)))]
-        expected = [levels[p] for p in positions]
-        if not features_only:
-            expected.append(_as_tuple(net(Tensor(x)))[0].asnumpy())
+        with eager():
+            levels = [t.asnumpy() for t in _as_tuple(feature_model(Tensor(x)))]
+            expected = [levels[p] for p in positions]
+            if not features_only:
+                expected.append(_as_tuple(net(Tensor(x)))[0].asnumpy())
     except Exception as exc:
         raise GraphfeatError(f"the input size cannot be freed: MindSpore itself does not run the model at {where} "
                              f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
@@ -311,6 +371,33 @@ def _prove_size(model: onnx.ModelProto, net, feature_model, positions: Sequence[
     if bad:
         raise refuse(f"{', '.join(bad[:4])} differ from MindSpore")
     return max(m.max_rel for m in metrics)
+
+
+def _build(model, plan, model_name: str, features_only: bool, out_indices, seed: int, checkpoint_path: str):
+    """The network to export, the all-levels feature wrapper with the same weights, and what the record needs:
+    ``(net, feature_model, info, features_only, selected, positions, in_channels)``."""
+    if plan is not None:
+        return (plan.net, plan.feature_model, plan.info, plan.features_only, plan.selected, plan.positions,
+                in_channels_of(plan.net))
+    out_indices = None if out_indices is None else list(out_indices)
+    common = dict(seed=seed, checkpoint_path=checkpoint_path)
+    # the classifier first: the feature model then reuses its seeded weights (no second calibration)
+    if features_only:
+        net = create_model(model_name, features_only=True, out_indices=out_indices, auto_mapping=True, **common)
+    else:
+        net = create_model(model_name, **common)
+    if not features_only and getattr(net, "feature_info", None):
+        # what create_model(features_only=True) builds, around this very classifier: no second build
+        feature_model = FeatureExtractWrapper(net)
+        feature_model.set_train(False)
+    elif not features_only and hasattr(net, "feature_view"):  # a rewritten feature class's levels, the same way
+        feature_model = net.feature_view()
+    else:  # the features-only net's levels (all of them), or a rewritten class without a view
+        feature_model = create_model(model_name, features_only=True, auto_mapping=True, **common)
+    info = feature_model.feature_info
+    selected = list(net.feature_info.out_indices) if features_only else list(range(len(info)))
+    in_channels = net.default_cfg.get("input_size", (3,))[0] if hasattr(net, "default_cfg") else 3
+    return net, feature_model, info, features_only, selected, selected, in_channels
 
 
 def export_model(
@@ -346,6 +433,7 @@ def export_model(
     any failure; no partial file remains.
     """
     start = time.perf_counter()
+    phase = _Phases()
     is_cell = not isinstance(model, str)
     plan = _plan_cell(model, features_only, out_indices, checkpoint_path) if is_cell else None
     model_name = plan.label if is_cell else model
@@ -366,30 +454,21 @@ def export_model(
         if len(second_size) != 2 or min(second_size) < 32 or second_size == input_size:
             raise GraphfeatError(f"the second size {tuple(second_size)} must be two numbers (H W), each at least "
                                  f"32, and differ from the input size {tuple(input_size)}")
-    if is_cell:
-        net, feature_model, info, features_only = plan.net, plan.feature_model, plan.info, plan.features_only
-        selected, positions, in_channels = plan.selected, plan.positions, in_channels_of(net)
-    else:
-        out_indices = None if out_indices is None else list(out_indices)
-        common = dict(seed=seed, checkpoint_path=checkpoint_path)
-        # the classifier first: the feature model then reuses its seeded weights (no second calibration)
-        if features_only:
-            net = create_model(model_name, features_only=True, out_indices=out_indices, auto_mapping=True, **common)
-        else:
-            net = create_model(model_name, **common)
-        feature_model = create_model(model_name, features_only=True, auto_mapping=True, **common)
-        info = feature_model.feature_info
-        selected = list(net.feature_info.out_indices) if features_only else list(range(len(info)))
-        positions = selected
-        in_channels = net.default_cfg.get("input_size", (3,))[0] if hasattr(net, "default_cfg") else 3
+    with phase("build models"):
+        net, feature_model, info, features_only, selected, positions, in_channels = _build(
+            model, plan, model_name, features_only, out_indices, seed, checkpoint_path)
     probe = probe_input(input_size, in_channels=in_channels)
-    all_levels = [t.asnumpy() for t in _as_tuple(feature_model(Tensor(probe)))]
+    # the reference runs are eager (``exporters._mindspore.eager``): one run per shape, no graph compile
+    with phase("MindSpore feature wrapper"), eager():
+        all_levels = [t.asnumpy() for t in _as_tuple(feature_model(Tensor(probe)))]
     names = [info.module_name(i) for i in selected]
     levels = [all_levels[p] for p in positions]
-    outputs = [o.asnumpy() for o in _as_tuple(net(Tensor(probe)))]
+    with phase("MindSpore classifier"), eager():
+        outputs = [o.asnumpy() for o in _as_tuple(net(Tensor(probe)))]
     output_names = names if features_only else [OUTPUT_NAME]
 
-    model = _mindspore_export(net, probe, output_names, dynamic=not static_batch)
+    with phase("MindSpore ONNX export"):
+        model = _mindspore_export(net, probe, output_names, dynamic=not static_batch)
     report = ExportReport(model_name, str(path), 0, 0, 0.0, opset=11)
     if dynamic_size:
         report.dynamic_size, report.second_size = True, second_size
@@ -405,15 +484,9 @@ def export_model(
         if n := _free_batch_in_resizes(model):
             report.notes.append(f"freed the batch dimension of {n} constant Resize size(s)")
     feeds = {INPUT_NAME: probe}
-    tensors = match_levels(model, feeds, levels, names, rtol)
-
-    try:
-        upgraded = _upgrade_opset(model, opset)
-        prove_levels(upgraded, feeds, tensors, levels, names, rtol)
-        model = upgraded
-        report.opset = opset
-    except Exception as exc:  # the converter raises many types; the proof raises GraphfeatError
-        report.notes.append(f"kept opset 11: upgrade to {opset} failed ({str(exc).splitlines()[0][:200]})")
+    with phase("match levels (ORT)"):
+        types = infer_types(model)  # the tensors keep their names and types through the opset upgrade
+        tensors = match_levels(model, feeds, levels, names, rtol, types)
 
     record = build_record(
         [{"index": k, "name": n, "chs": info.channels(i), "reduction": info.reduction(i), "tensor": t,
@@ -430,34 +503,72 @@ def export_model(
         **({"cell_factory": factory} if factory else {}),
         **({"dynamic_size": True, "proven_sizes": [input_size, second_size]} if dynamic_size else {}),
     )
-    _add_fingerprints(record, model, levels)
-    write_metadata(model, record)
-    model.producer_name = "graphfeat"
-    model.producer_version = f"{record['versions']['graphfeat']} (MindSpore {ms.__version__})"
     try:
-        onnx.checker.check_model(model, full_check=True)
+        with phase("opset upgrade"):
+            candidates = [(_upgrade_opset(model, opset), opset)]
+    except Exception as exc:  # the converter raises many types
+        candidates = []
+        report.notes.append(f"kept opset 11: upgrade to {opset} failed ({str(exc).splitlines()[0][:200]})")
+    if not candidates or candidates[0][0] is not model:
+        candidates.append((model, 11))
+    # the file as it will be saved, in one ONNX Runtime session with the recorded tensors (and the logits)
+    # exposed: the record at batch 1, the classifier output, then the batch-2 proof; an upgraded opset
+    # whose record does not hold falls back to opset 11
+    wanted = list(dict.fromkeys(tensors if features_only else [*tensors, OUTPUT_NAME]))
+    for k, (candidate, version) in enumerate(candidates):
+        with phase("record + fingerprints"):
+            _add_fingerprints(record, candidate, levels)
+            write_metadata(candidate, record)
+            candidate.producer_name = "graphfeat"
+            candidate.producer_version = f"{record['versions']['graphfeat']} (MindSpore {ms.__version__})"
+        try:
+            with phase("prove record (ORT)"):
+                with exposed(candidate, wanted, types):
+                    run = session(candidate, "onnxruntime")
+                try:
+                    values = run(feeds)
+                except Exception as exc:  # ORT raises its own exception types
+                    raise GraphfeatError(f"ONNX Runtime could not run the model: "
+                                         f"{str(exc).strip().splitlines()[0]}") from None
+                metrics = check_levels(values, tensors, levels, names, rtol)
+        except GraphfeatError as exc:
+            if k == len(candidates) - 1:
+                raise
+            report.notes.append(f"kept opset 11: upgrade to {opset} failed ({str(exc).splitlines()[0][:200]})")
+            continue
+        model, report.opset = candidate, version
+        break
+    try:
+        # onnx.checker.check_model(full_check=True) on the weight-free skeleton: the same structural check and
+        # strict shape inference, without serializing the weights (ONNX Runtime has loaded them above)
+        with phase("checker"):
+            check_model(model)
     except Exception as exc:
         raise GraphfeatError(f"the exported model fails the ONNX checker: {str(exc).splitlines()[0]}") from None
-    metrics = prove_levels(model, feeds, tensors, levels, names, rtol)
     report.worst_level_max_rel = max(m.max_rel for m in metrics)
     if not features_only:
-        got = run_onnxruntime(model, feeds)[OUTPUT_NAME]
-        m = compare_level(OUTPUT_NAME, got, outputs[0], rtol)
+        m = compare_level(OUTPUT_NAME, values[OUTPUT_NAME], outputs[0], rtol)
         if not m.ok:
             raise GraphfeatError(f"the exported classifier output differs from MindSpore (max rel err {m.max_rel:.3g})")
         report.output_max_rel = m.max_rel
     if not static_batch:
-        _prove_batch(model, probe, tensors if features_only else [*tensors, OUTPUT_NAME], rtol)
+        with phase("prove batch 2 (ORT)"):
+            _prove_batch(model, probe, wanted, rtol, run=run, probe_values=values)
+    del run
     if dynamic_size:
-        report.second_size_worst_rel = _prove_size(model, net, feature_model, positions, tensors, names,
-                                                   features_only, second_size, in_channels, rtol, unfreed)
-    save_model(model, path, force=force)
+        with phase("prove second size (MindSpore + ORT)"):
+            report.second_size_worst_rel = _prove_size(model, net, feature_model, positions, tensors, names,
+                                                       features_only, second_size, in_channels, rtol, unfreed)
+    with phase("save"):
+        save_model(model, path, force=force)
     if reference:
         report.reference = str(reference)
-        ref_probe, ref_levels = _reference_images(feature_model, probe, positions, levels)
-        _save_reference(Path(reference), ref_probe, names, ref_levels, record, force)
+        with phase("reference images (MindSpore)"):
+            ref_probe, ref_levels = _reference_images(feature_model, probe, positions, levels)
+            _save_reference(Path(reference), ref_probe, names, ref_levels, record, force)
     report.levels = record["levels"]
     report.nodes = len(model.graph.node)
     report.size_bytes = path.stat().st_size
     report.seconds = time.perf_counter() - start
+    report.phases = {**phase.seconds, "other": report.seconds - sum(phase.seconds.values())}
     return report

@@ -3,26 +3,28 @@
 The export runs the MindSpore feature wrapper and the ONNX graph on the same
 seeded probe input; a level's tensor is the first one in node order whose
 values equal the level within tolerance (:func:`match_levels`).
-:func:`prove_levels` checks a record again after each transformation.
+:func:`prove_levels` checks a record again after each transformation (:func:`check_levels`
+on values already run).
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import onnx
 from onnx import TensorProto
 
 from graphfeat.errors import GraphfeatError
-from graphfeat.graph import infer_types, shape_of
-from graphfeat.runtime import DEFAULT_RTOL, DEGENERATE_STD, LevelMetrics, compare_level, run_onnxruntime
+from graphfeat.graph import exposed, infer_types, shape_of
+from graphfeat.runtime import DEFAULT_RTOL, DEGENERATE_STD, LevelMetrics, compare_level, run_onnxruntime, session
 
 
-def candidate_tensors(model: onnx.ModelProto, shapes: Iterable[tuple]) -> list[str]:
+def candidate_tensors(model: onnx.ModelProto, shapes: Iterable[tuple],
+                      types: Mapping[str, onnx.TypeProto] | None = None) -> list[str]:
     """Float tensors, in node order, whose inferred shape ends with one of ``shapes[1:]``
-    (or whose shape is unknown)."""
+    (or whose shape is unknown). ``types``: ``infer_types(model)``, when the caller has it."""
     wanted = {tuple(s[1:]) for s in shapes}
-    types = infer_types(model)
+    types = infer_types(model) if types is None else types
     out: list[str] = []
     for node in model.graph.node:
         for name in node.output:
@@ -43,7 +45,8 @@ def candidate_tensors(model: onnx.ModelProto, shapes: Iterable[tuple]) -> list[s
 
 
 def match_levels(model: onnx.ModelProto, feeds: dict[str, np.ndarray], expected: Sequence[np.ndarray],
-                 names: Sequence[str], rtol: float = DEFAULT_RTOL) -> list[str]:
+                 names: Sequence[str], rtol: float = DEFAULT_RTOL,
+                 types: Mapping[str, onnx.TypeProto] | None = None) -> list[str]:
     """The tensor of ``model`` that holds each expected level.
 
     Every float tensor of a fitting shape is run; a level's tensor is the first
@@ -51,8 +54,9 @@ def match_levels(model: onnx.ModelProto, feeds: dict[str, np.ndarray], expected:
     later by Identity-like ops lose the tie). Raises ``GraphfeatError`` naming
     each level that no tensor matches, with the closest candidate.
     """
-    candidates = candidate_tensors(model, [e.shape for e in expected])
-    values = run_onnxruntime(model, feeds, candidates) if candidates else {}
+    types = infer_types(model) if types is None else types  # one shape inference for both uses
+    candidates = candidate_tensors(model, [e.shape for e in expected], types)
+    values = _run_exposed(model, feeds, candidates, types) if candidates else {}
     found, problems = [], []
     for name, ref in zip(names, expected):
         best, best_rel = None, float("inf")
@@ -82,11 +86,27 @@ def match_levels(model: onnx.ModelProto, feeds: dict[str, np.ndarray], expected:
     return found
 
 
+def _run_exposed(model: onnx.ModelProto, feeds: dict[str, np.ndarray], names: Sequence[str],
+                 types: Mapping[str, onnx.TypeProto]) -> dict[str, np.ndarray]:
+    with exposed(model, names, types):
+        run = session(model, "onnxruntime")
+    try:
+        return run(feeds)
+    except Exception as exc:  # ORT raises its own exception types
+        raise GraphfeatError(f"ONNX Runtime could not run the model: {str(exc).strip().splitlines()[0]}") from None
+
+
 def prove_levels(model: onnx.ModelProto, feeds: dict[str, np.ndarray], tensors: Sequence[str],
                  expected: Sequence[np.ndarray], names: Sequence[str],
                  rtol: float = DEFAULT_RTOL) -> list[LevelMetrics]:
     """Run the recorded ``tensors`` and raise ``GraphfeatError`` unless each equals its level."""
     values = run_onnxruntime(model, feeds, list(dict.fromkeys(tensors)))
+    return check_levels(values, tensors, expected, names, rtol)
+
+
+def check_levels(values: dict[str, np.ndarray], tensors: Sequence[str], expected: Sequence[np.ndarray],
+                 names: Sequence[str], rtol: float = DEFAULT_RTOL) -> list[LevelMetrics]:
+    """:func:`prove_levels` on values already computed (``values[tensor]``, one runtime run)."""
     metrics = [compare_level(n, values[t], e, rtol) for n, t, e in zip(names, tensors, expected)]
     bad = [f"'{m.name}' -> tensor '{t}' (max rel err {m.max_rel:.3g}{'; ' + m.note if m.note else ''})"
            for m, t in zip(metrics, tensors) if not m.ok]

@@ -22,6 +22,7 @@ from typing import Any, Type, Union
 
 from mindspore import Tensor, nn, ops
 
+from ..features import FeatureExtractWrapper
 from ..helpers import build_model_with_cfg, default_cfg
 from ..registry import register_model
 from .layers import GlobalAvgPooling
@@ -234,6 +235,14 @@ class HRNet(nn.Cell):
     def construct(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def feature_view(self) -> nn.Cell:
+        """The levels of :class:`HRNetFeatures`, computed by this classifier's own cells (its head unused):
+        what ``create_model(..., features_only=True)`` returns for the same weights, without building the
+        network a second time. The export's reference runs use it."""
+        view = FeatureExtractWrapper(_HRNetLevels(self))
+        view.set_train(False)
+        return view
+
 
 class HRNetFeatures(HRNet):
     """HRNet as a feature pyramid: the stem activation and the four incremental-module outputs."""
@@ -243,9 +252,7 @@ class HRNetFeatures(HRNet):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.is_rewritten = True
-        self.feature_info = [dict(chs=64, reduction=2, name="stem")]
-        for i, chs in enumerate(HEAD_CHANNELS):
-            self.feature_info.append(dict(chs=chs * Bottleneck.expansion, reduction=4 * 2 ** i, name=f"stage{i + 1}"))
+        self.feature_info = _feature_info()
 
     def _make_head(self, num_classes: int) -> None:
         """No head: the feature class stops at the incremental modules."""
@@ -257,6 +264,31 @@ class HRNetFeatures(HRNet):
         for i in range(len(self.incre_modules)):
             out = out + (self.incre_modules[i](ys[i]),)
         return out
+
+
+class _HRNetLevels(nn.Cell):
+    """:class:`HRNetFeatures`' construct over a classifier's cells (``HRNet.feature_view``)."""
+
+    def __init__(self, net: HRNet) -> None:
+        super().__init__(auto_prefix=False)  # the classifier's parameter names
+        self.net = net
+        self.is_rewritten = True
+        self.feature_info = _feature_info()
+
+    def construct(self, x: Tensor) -> tuple:
+        stem = self.net.forward_stem(x)
+        ys = self.net.forward_stages(stem)
+        out = (stem,)
+        for i in range(len(self.net.incre_modules)):
+            out = out + (self.net.incre_modules[i](ys[i]),)
+        return out
+
+
+def _feature_info() -> list[dict]:
+    info = [dict(chs=64, reduction=2, name="stem")]
+    for i, chs in enumerate(HEAD_CHANNELS):
+        info.append(dict(chs=chs * Bottleneck.expansion, reduction=4 * 2 ** i, name=f"stage{i + 1}"))
+    return info
 
 
 def _stage_cfg(width: int) -> dict[str, dict[str, Any]]:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from ..errors import GraphfeatError
 from ..runtime import export_in_worker, registered_models
@@ -13,12 +14,16 @@ from ._format import export_report, export_summary
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a registered MindSpore backbone to ONNX (needs graphfeat[mindspore])")
-    p.add_argument("model", nargs="?", help="registered model name, e.g. resnet50")
+    p.add_argument("model", nargs="*", help="registered model name, e.g. resnet50; several names export each "
+                                            "into models_onnx/, as --all does")
     p.add_argument("--cell", metavar="PKG.MODULE:FACTORY",
                    help="export the nn.Cell this factory returns (importable from the working directory or "
                         "PYTHONPATH; it must carry feature_info, see docs/adding-a-backbone.md)")
     p.add_argument("--cell-kwargs", default="{}", metavar="JSON", help="keyword arguments of --cell's factory")
     p.add_argument("--all", action="store_true", help="export every registered model into models_onnx/")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="with --all or several models: N exports at a time, each in its own worker process, "
+                        "whose MindSpore and ONNX Runtime get cores/N threads (default 1)")
     p.add_argument("-o", "--output", help="output file (default: models_onnx/MODEL.onnx)")
     p.add_argument("--input-size", nargs=2, type=int, default=[224, 224], metavar=("H", "W"))
     p.add_argument("--checkpoint", default="", help="MindSpore .ckpt to load (default: seeded random weights)")
@@ -35,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the second size of --dynamic-size's proof (default: H+32, W+96, e.g. 256 320 for 224)")
 
 
-def _export(args: argparse.Namespace, model: str | None, output: str | None, reference: str | None) -> dict:
+def _export(args: argparse.Namespace, model: str | None, output: str | None, reference: str | None,
+            threads: int | None = None) -> dict:
     cell_kwargs = None
     if getattr(args, "cell", None):
         try:
@@ -50,7 +56,7 @@ def _export(args: argparse.Namespace, model: str | None, output: str | None, ref
                             static_batch=args.static_batch, features_only=args.features_only,
                             out_indices=args.out_indices, reference=reference, opset=args.opset, force=args.force,
                             cell=getattr(args, "cell", None), cell_kwargs=cell_kwargs,
-                            dynamic_size=args.dynamic_size, second_size=args.second_size)
+                            dynamic_size=args.dynamic_size, second_size=args.second_size, threads=threads)
 
 
 def _report(r: dict) -> str:
@@ -63,34 +69,53 @@ def _report(r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``graphfeat export MODEL`` or ``graphfeat export --all``."""
+    """``graphfeat export MODEL``, ``graphfeat export MODEL MODEL ...`` or ``graphfeat export --all``."""
+    if args.jobs < 1:
+        raise GraphfeatError(f"--jobs must be at least 1, got {args.jobs}")
     if args.cell:
         if args.all or args.model:
             raise GraphfeatError("--cell exports one cell; drop MODEL and --all")
         print(_report(_export(args, None, args.output, args.reference)))
         return 0
     if args.all == bool(args.model):
-        raise GraphfeatError("give one MODEL name, --cell package.module:factory, or --all")
-    if not args.all:
-        print(_report(_export(args, args.model, args.output, args.reference)))
+        raise GraphfeatError("give MODEL name(s), --cell package.module:factory, or --all")
+    if len(args.model) == 1:
+        print(_report(_export(args, args.model[0], args.output, args.reference)))
         return 0
     if args.output or args.reference:
-        raise GraphfeatError("--all writes models_onnx/MODEL.onnx; -o and --reference work with one MODEL")
-    names = registered_models()
-    failed, reports = [], []
+        raise GraphfeatError("--all and several MODELs write models_onnx/MODEL.onnx; -o and --reference work "
+                             "with one MODEL")
+    names = registered_models() if args.all else list(dict.fromkeys(args.model))
+    return _export_many(args, names)
+
+
+def _export_many(args: argparse.Namespace, names: list[str]) -> int:
+    """Export ``names`` with ``args.jobs`` worker processes at a time; one line per model as it finishes."""
+    jobs = min(args.jobs, len(names))
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    failed: list[str] = []
+    reports: dict[str, dict] = {}
     start = time.perf_counter()
-    for k, name in enumerate(names):
-        bar = "#" * (20 * k // len(names))
-        print(f"\r[{bar:<20}] {k}/{len(names)} {name:<24}", end="", file=sys.stderr, flush=True)
-        try:
-            reports.append(_export(args, name, None, None))
-            print(f"\r{' ' * 60}\r{export_report(reports[-1]).splitlines()[0]}", flush=True)
-        except GraphfeatError as exc:
-            failed.append(name)
-            print(f"\r{' ' * 60}\r{name}: FAILED: {exc}", flush=True)
-    print(f"\r[{'#' * 20}] {len(names)}/{len(names)} in {time.perf_counter() - start:.0f}s", file=sys.stderr)
+    width = len(str(len(names)))
+
+    def one(name: str) -> dict:
+        return _export(args, name, None, None, threads=threads)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads only wait: each export is its own process
+        futures = {pool.submit(one, name): name for name in names}
+        for done, future in enumerate(as_completed(futures), 1):
+            name = futures[future]
+            try:
+                reports[name] = future.result()
+                line = export_report(reports[name]).splitlines()[0]
+            except GraphfeatError as exc:
+                failed.append(name)
+                line = f"{name}: FAILED: {exc}"
+            print(f"[{done:>{width}}/{len(names)}] {line}", flush=True)
+    print(f"{len(names)} export(s) in {time.perf_counter() - start:.0f}s with {jobs} worker(s)", flush=True)
     if reports:
-        print("\n" + export_summary(reports))
+        print("\n" + export_summary([reports[n] for n in names if n in reports]))
     if failed:
+        failed = [n for n in names if n in failed]
         raise GraphfeatError(f"{len(failed)} of {len(names)} exports failed: {', '.join(failed)}")
     return 0

@@ -9,7 +9,7 @@ of nodes returns). It imports :mod:`graphfeat.errors` and
 :mod:`graphfeat.onnxfile`, nothing above.
 """
 from .check import check_model, infer_types, skeleton, skeleton_file, with_input_shapes
-from .edit import expose, set_outputs
+from .edit import expose, exposed, set_outputs
 from .layout import LAYOUTS, to_nchw
 from .index import SINK, SOURCE, GraphIndex, node_inputs, subgraphs
 from .prune import cleanup
@@ -27,6 +27,7 @@ __all__ = [
     "check_model",
     "cleanup",
     "expose",
+    "exposed",
     "image_input",
     "infer_types",
     "input_spec",

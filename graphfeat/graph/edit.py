@@ -6,7 +6,8 @@ removes what becomes dead.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import onnx
 
@@ -91,21 +92,45 @@ def set_outputs(
 
 def expose(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
     """A copy of ``model`` whose outputs are exactly the tensors ``names``, unrenamed and unpruned
-    (to read intermediate tensors on a runtime). Outputs carry their element type, shapes left open."""
-    exposed = onnx.ModelProto()
-    exposed.CopyFrom(model)
-    index = GraphIndex(exposed)
+    (to read intermediate tensors on a runtime). Outputs carry their element type, shapes left open.
+    :func:`exposed` does the same in place, without copying the weights."""
+    exposed_model = onnx.ModelProto()
+    exposed_model.CopyFrom(model)
+    _expose_in_place(exposed_model, names, model)
+    return exposed_model
+
+
+@contextmanager
+def exposed(model: onnx.ModelProto, names: Sequence[str],
+            types: Mapping[str, onnx.TypeProto] | None = None) -> Iterator[onnx.ModelProto]:
+    """``model`` itself with exactly the outputs ``names`` inside the block (as :func:`expose`), and its own
+    outputs back after it. Nothing else of the model changes: the outputs are the tensors themselves,
+    unrenamed, so no node is added or renamed. For a runtime session, which serializes the model anyway.
+    ``types`` (:func:`.check.infer_types` of the model, when the caller has it) spares a shape inference."""
+    saved = list(model.graph.output)  # the ValueInfoProtos: copied by the extend below
+    kept = onnx.GraphProto()
+    kept.output.extend(saved)
+    try:
+        _expose_in_place(model, names, model, types)
+        yield model
+    finally:
+        del model.graph.output[:]
+        model.graph.output.extend(kept.output)
+
+
+def _expose_in_place(target: onnx.ModelProto, names: Sequence[str], model: onnx.ModelProto,
+                     inferred: Mapping[str, onnx.TypeProto] | None = None) -> None:
     known = {vi.name: vi.type for vi in (*model.graph.input, *model.graph.output, *model.graph.value_info)}
     if any(n not in known for n in names):
-        known = {**infer_types(model), **known}
+        inferred = infer_types(model) if inferred is None else inferred
+        known = {**{n: inferred[n] for n in names if n in inferred}, **known}
     types = {}
     for name in names:
         tp = onnx.TypeProto()
         elem = known[name].tensor_type.elem_type if name in known else 0
         tp.tensor_type.elem_type = elem or onnx.TensorProto.FLOAT
         types[name] = tp
-    set_outputs(exposed, index, [(n, n) for n in names], types)
-    return exposed
+    set_outputs(target, GraphIndex(target), [(n, n) for n in names], types)
 
 
 def _fresh(name: str, taken: set[str]) -> str:

@@ -9,6 +9,7 @@ evaluator. A requested provider that is not active is a warning
 """
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Callable, Sequence
 
@@ -16,7 +17,7 @@ import numpy as np
 import onnx
 
 from ..errors import GraphfeatError
-from ..graph import expose
+from ..graph import exposed
 
 RUNTIMES = ("onnxruntime", "openvino", "reference")
 
@@ -58,6 +59,9 @@ def _onnxruntime(model: onnx.ModelProto, providers=None) -> tuple[Callable[[dict
 
     options = ort.SessionOptions()
     options.log_severity_level = 4  # a failed run becomes one GraphfeatError, not an ORT log line as well
+    threads = os.environ.get("GRAPHFEAT_THREADS", "")  # set by ``graphfeat export --jobs N`` in each worker
+    if threads.isdigit() and int(threads) > 0:
+        options.intra_op_num_threads = int(threads)
     with warnings.catch_warnings():  # ORT's own "not in available provider names": we say it once, below
         warnings.simplefilter("ignore")
         session = ort.InferenceSession(model.SerializeToString(), options,
@@ -126,9 +130,11 @@ def session(model: onnx.ModelProto, runtime: str = "onnxruntime", providers=None
 def run_onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
                     outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Run ``model`` on the CPU with ONNX Runtime; ``outputs`` may name intermediate tensors."""
-    if outputs is not None:
-        model = expose(model, outputs)
-    run = session(model, "onnxruntime")
+    if outputs is None:
+        run = session(model, "onnxruntime")
+    else:
+        with exposed(model, outputs):  # the session holds its own serialized copy: no weight is copied here
+            run = session(model, "onnxruntime")
     try:
         return run(feeds)
     except Exception as exc:  # ORT raises its own exception types

@@ -34,11 +34,19 @@ def mindspore_available() -> bool:
         return False
 
 
-def run_job(job: str, args: dict[str, Any], what: str) -> Any:
-    """Run ``job`` in a worker process and return its result, or raise ``GraphfeatError``."""
+#: the worker's thread count for MindSpore's CPU kernels and ONNX Runtime (unset: each library's default)
+THREADS_VAR = "GRAPHFEAT_THREADS"
+
+
+def run_job(job: str, args: dict[str, Any], what: str, threads: int | None = None) -> Any:
+    """Run ``job`` in a worker process and return its result, or raise ``GraphfeatError``.
+    ``threads`` caps the worker's MindSpore and ONNX Runtime threads (``GRAPHFEAT_THREADS``, unless the
+    environment sets it already)."""
     if not mindspore_available():
         raise GraphfeatError(f"{what} needs MindSpore, which is not installed; {INSTALL_HINT}")
     env = dict(os.environ, GLOG_v=os.environ.get("GLOG_v", "3"))
+    if threads:
+        env.setdefault(THREADS_VAR, str(threads))  # one set by the user wins (0: the libraries' defaults)
     proc = subprocess.run(
         [sys.executable, "-m", "exporters.worker", job, json.dumps(args)],
         capture_output=True, text=True, env=env,
@@ -60,11 +68,11 @@ def export_in_worker(model: str | None, output: str | os.PathLike | None = None,
                      out_indices: Sequence[int] | None = None, reference: str | os.PathLike | None = None,
                      opset: int = 17, force: bool = False, cell: str | None = None,
                      cell_kwargs: dict | None = None, dynamic_size: bool = False,
-                     second_size: Sequence[int] | None = None) -> dict:
+                     second_size: Sequence[int] | None = None, threads: int | None = None) -> dict:
     """Export the registered ``model``, or (``model=None``) the cell that the factory ``cell``
     (``package.module:factory``, importable from the working directory or PYTHONPATH) returns when
     called with ``cell_kwargs``, in a fresh worker; the export report as a dict (see
-    ``exporters.export_model`` for the arguments)."""
+    ``exporters.export_model`` for the arguments). ``threads``: see :func:`run_job`."""
     if (model is None) == (cell is None):
         raise GraphfeatError("give one registered MODEL name or --cell package.module:factory")
     return run_job("export", {
@@ -82,7 +90,7 @@ def export_in_worker(model: str | None, output: str | os.PathLike | None = None,
         "force": force,
         "dynamic_size": dynamic_size,
         "second_size": None if second_size is None else list(second_size),
-    }, what=f"export of {model or cell}")
+    }, what=f"export of {model or cell}", threads=threads)
 
 
 def mindspore_levels(model_name: str, names: Sequence[str], x: np.ndarray, checkpoint: str = "",

@@ -229,3 +229,29 @@ def test_run_time_size_errors_are_graphfeat_errors(tmp_path):
         pyramid(np.ones((1, 3, 68, 68), np.float32))
     bad = _cli("verify", cut, "--against", path, "--input-size", "68", "68")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "stride 8" in bad.stderr
+
+
+def test_exposed_runs_intermediate_tensors_in_place_and_restores_the_outputs():
+    """``graphfeat.graph.exposed`` (what every proof and probe run uses instead of a copy of the model):
+    inside the block the model's outputs are exactly the named tensors, after it the model is byte for
+    byte what it was, and the values equal those of an exposed copy."""
+    from onnx_fixtures import image
+
+    from graphfeat.graph import exposed
+    from graphfeat.runtime import run_onnxruntime
+
+    model, truth = resnet_like("plain")
+    before = model.SerializeToString()
+    names = [truth["layer2"], truth["layer4"], model.graph.output[0].name]
+    with exposed(model, names) as inside:
+        assert inside is model and [o.name for o in model.graph.output] == names
+        got = run(model, image())
+    assert model.SerializeToString() == before
+    want = run(expose(model, names[:2]), image())
+    for n in names[:2]:
+        np.testing.assert_array_equal(got[n], want[n])
+    values = run_onnxruntime(model, {model.graph.input[0].name: image()}, names[1:])
+    assert model.SerializeToString() == before and sorted(values) == sorted(names[1:])
+    with pytest.raises(GraphfeatError), exposed(model, [names[0], names[0]]):
+        pass
+    assert model.SerializeToString() == before

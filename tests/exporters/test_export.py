@@ -124,6 +124,31 @@ def test_cli_export_runs_in_a_worker(tmp_path):
     assert not list(tmp_path.glob(".*tmp")), "no partial file may remain"
 
 
+def test_cli_exports_several_models_in_parallel_workers(tmp_path):
+    """``export A B C --jobs 2``: one progress line per model as each finishes, every good file written and
+    proven, and a non-zero exit that names the model that failed."""
+    names = ["resnet18", "mobilenet_v3_small_100", "resnet81"]
+    proc = subprocess.run([sys.executable, "-m", "graphfeat", "export", *names, "--jobs", "2",
+                           "--input-size", "64", "64"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    progress = [ln for ln in proc.stdout.splitlines() if ln.startswith("[")]
+    assert sorted(ln[:5] for ln in progress) == ["[1/3]", "[2/3]", "[3/3]"]
+    assert sum("resnet81: FAILED" in ln and "unknown model" in ln for ln in progress) == 1
+    assert "with 2 worker(s)" in proc.stdout
+    assert "1 of 3 exports failed: resnet81" in proc.stderr and "Traceback" not in proc.stderr
+    for name in names[:2]:
+        path = tmp_path / "models_onnx" / f"{name}.onnx"
+        assert sum(f"wrote models_onnx/{name}.onnx" in ln for ln in progress) == 1
+        model = onnx.load(path)
+        record = read_metadata(model)
+        assert record["model"] == name and record["input_size"] == [64, 64]
+        x = rand_images(2, 64, 64, seed=4)
+        got = run_onnxruntime(model, {INPUT_NAME: x}, [lv["tensor"] for lv in record["levels"]])
+        for lv, expected in zip(record["levels"], levels(features(name), x)):
+            assert_close_rel(got[lv["tensor"]], expected, what=f"{name} {lv['name']}")
+    assert not (tmp_path / "models_onnx" / "resnet81.onnx").exists()
+
+
 
 
 def test_export_without_mindspore_says_how_to_install(tmp_path):

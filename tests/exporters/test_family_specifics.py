@@ -211,6 +211,18 @@ def test_hrnet_levels_equal_the_classifier_intermediates(small_hrnet):
     np.testing.assert_allclose(out.asnumpy(), logits.asnumpy(), rtol=1e-5, atol=1e-5)
 
 
+def test_hrnet_feature_view_is_the_feature_class_on_the_classifiers_cells(small_hrnet):
+    """``HRNet.feature_view()`` (the export's reference levels, no second build) returns exactly what
+    the feature class returns for the same weights, with its FeatureInfo and the classifier's parameters."""
+    full, feats = small_hrnet
+    view = full.feature_view()
+    assert view.feature_info.get_dicts() == feats.feature_info.get_dicts()
+    assert {p.name for p in view.get_parameters()} <= {p.name for p in full.get_parameters()}
+    x = Tensor(rand_images(2, HRNET_H, HRNET_W, seed=7))
+    for got, want in zip(view(x), feats(x), strict=True):
+        np.testing.assert_array_equal(got.asnumpy(), want.asnumpy())
+
+
 def test_hrnet_same_seed_same_weights_and_head_unused(small_hrnet, tmp_path):
     full, feats = small_hrnet
     head = FAMILIES["hrnet"]["head"]
