@@ -386,8 +386,10 @@ def _build(model, plan, model_name: str, features_only: bool, out_indices, seed:
         net = create_model(model_name, features_only=True, out_indices=out_indices, auto_mapping=True, **common)
     else:
         net = create_model(model_name, **common)
-    if not features_only and getattr(net, "feature_info", None):
-        # what create_model(features_only=True) builds, around this very classifier: no second build
+    if not features_only and getattr(net, "feature_info", None) and not getattr(net, "flatten_sequential", False):
+        # what create_model(features_only=True) builds, around this very classifier: no second build.
+        # Not for a flattened classifier (scenario 2): lifting ``features.3`` to ``features_3`` renames the
+        # parameters it shares with the classifier, and the exported initializers must keep MindCV's names.
         feature_model = FeatureExtractWrapper(net)
         feature_model.set_train(False)
     elif not features_only and hasattr(net, "feature_view"):  # a rewritten feature class's levels, the same way

@@ -3,7 +3,7 @@
 #   scripts/dev.sh main [MODEL]        export -> info -> cut -> verify on a default model
 #   scripts/dev.sh test [PYTEST ARGS]  the core suite in .venv-core (graphfeat alone, no MindSpore),
 #                                      then tests/exporters, tests/integration and tests/toolchain in .venv (everything)
-#   scripts/dev.sh bench cut_speed|big_model|inference|check_rule|fuzz [ARGS]   (adds the bench extra)
+#   scripts/dev.sh bench cut_speed|export_speed|suite|inference|... [ARGS]   (adds the bench extra)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,8 +35,12 @@ case "$cmd" in
         rc_core=0; .venv-core/bin/python -m pytest tests/core "$@" || rc_core=$?
         if [ "$rc_core" != 0 ] && [ "$rc_core" != 5 ]; then exit "$rc_core"; fi
         setup "$VENV" mindspore,test,plot,openvino,toolchain,mindcv
-        echo "== exporters, integration and toolchain suites (MindSpore, .venv)"
-        rc_rest=0; "$VENV/bin/python" -m pytest tests/exporters tests/integration tests/toolchain "$@" || rc_rest=$?
+        # one pytest-xdist worker per core, at most 4 (each holds its own MindSpore, ~1-3 GB);
+        # GRAPHFEAT_TEST_WORKERS=0 runs them in this process
+        workers=${GRAPHFEAT_TEST_WORKERS:-$(n=$(nproc); echo $(( n < 4 ? n : 4 )))}
+        echo "== exporters, integration and toolchain suites (MindSpore, .venv, $workers workers)"
+        rc_rest=0; "$VENV/bin/python" -m pytest -n "$workers" --dist loadgroup \
+            tests/exporters tests/integration tests/toolchain "$@" || rc_rest=$?
         if [ "$rc_core" = 5 ] && [ "$rc_rest" = 5 ]; then exit 5; fi
         if [ "$rc_rest" = 5 ]; then exit 0; fi
         exit "$rc_rest" ;;

@@ -1,7 +1,11 @@
 """Shared pytest helpers."""
 from __future__ import annotations
 
+import fcntl
 import importlib.util
+import json
+import os
+from pathlib import Path
 
 import numpy as np
 import onnx  # noqa: F401  (first: protobuf picks its fast upb backend, as in graphfeat and its export
@@ -32,24 +36,44 @@ def images():
     return rand_images
 
 
+def _shared_dir(tmp_path_factory, name: str) -> Path:
+    """A directory that every pytest-xdist worker of this run shares (this session's own without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    path = root / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
-    """``exported(name, size=(64, 64))`` exports a model once per session, with its reference npz.
+    """``exported(name, size=(64, 64), **options)`` exports a model once per test run, with its reference npz.
 
-    Returns ``(onnx_path, reference_path, report)``. Needs MindSpore.
+    ``options`` are ``export_in_worker``'s (``dynamic_size``, ``second_size``, ``features_only``, ...).
+    Returns ``(onnx_path, reference_path, report)``. Needs MindSpore. The export runs the way
+    ``graphfeat export`` runs it, in a worker process (so its MindSpore graphs do not stay in this
+    process's memory), and its files are shared by every pytest-xdist worker of the run: the first
+    worker to ask exports under a file lock, the others wait and reuse it.
     """
     pytest.importorskip("mindspore")
-    from exporters.onnx_export import export_model
+    from exporters.onnx_export import ExportReport
+    from graphfeat.runtime import export_in_worker
 
     cache: dict = {}
-    root = tmp_path_factory.mktemp("exports")
+    root = _shared_dir(tmp_path_factory, "exports")
 
-    def get(name: str, size: tuple = (64, 64)):
-        key = (name, tuple(size))
+    def get(name: str, size: tuple = (64, 64), **options):
+        key = (name, tuple(size), json.dumps(options, sort_keys=True))
         if key not in cache:
-            stem = f"{name}_{size[0]}x{size[1]}"
-            path, ref = root / f"{stem}.onnx", root / f"{stem}.npz"
-            cache[key] = (path, ref, export_model(name, path, input_size=size, reference=ref))
+            stem = f"{name}_{size[0]}x{size[1]}" + "".join(
+                f"_{k}-{'x'.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in sorted(options.items()))
+            path, ref, done = root / f"{stem}.onnx", root / f"{stem}.npz", root / f"{stem}.report.json"
+            with open(root / f"{stem}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not done.exists():
+                    report = export_in_worker(name, path, input_size=size, reference=ref, **options)
+                    done.write_text(json.dumps(report))
+            cache[key] = (path, ref, ExportReport(**json.loads(done.read_text())))
         return cache[key]
 
     return get
@@ -61,8 +85,6 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    import os
-
     if config.getoption("--runslow") or os.environ.get("GRAPHFEAT_SLOW") == "1":
         return
     skip = pytest.mark.skip(reason="full matrix: run with --runslow or GRAPHFEAT_SLOW=1")

@@ -22,13 +22,13 @@ def representatives() -> list[str]:
     return reps
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=4)  # a few: each holds its compiled MindSpore graphs
 def features(name: str, seed: int = 0, out_indices: tuple | None = None):
     """A cached features-only model."""
     return exporters.create_model(name, seed=seed, features_only=True, out_indices=out_indices)
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=4)  # a few: each holds its compiled MindSpore graphs
 def classifier(name: str, seed: int = 0):
     """A cached full classifier."""
     return exporters.create_model(name, seed=seed)

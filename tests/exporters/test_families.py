@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("mindspore")
+# one pytest-xdist worker runs this module, so its module-scoped MindSpore fixtures are built once
+pytestmark = pytest.mark.xdist_group("families")
 
 import mindspore as ms  # noqa: E402
 from mindspore import Tensor, nn  # noqa: E402

@@ -32,24 +32,19 @@ OTHER_SIZES = [(96, 96), (64, 128)]
 FEATURES_ONLY = {n for n in representatives() if exporters.model_family(n) in DYNAMIC_SIZE_LIMITS}
 
 
-@pytest.fixture(scope="module")
-def dynamic_exports(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dynamic")
-    cache = {}
-
+@pytest.fixture
+def dynamic_exports(exported):
+    """``dynamic_exports(name)``: ``(path, report)`` of the model's dynamic-size export (once per test run)."""
     def get(name):
-        if name not in cache:
-            path = root / f"{name}.dyn.onnx"
-            report = export_model(name, path, input_size=PROBE, dynamic_size=True, second_size=SECOND,
-                                  features_only=name in FEATURES_ONLY)
-            cache[name] = (path, report)
-        return cache[name]
+        path, _, report = exported(name, PROBE, dynamic_size=True, second_size=SECOND,
+                                   features_only=name in FEATURES_ONLY)
+        return path, report
 
     return get
 
 
 @pytest.mark.parametrize("name", representatives())
-def test_dynamic_size_export_holds_at_other_sizes(dynamic_exports, name):
+def test_dynamic_size_export_holds_at_other_sizes(dynamic_exports, name, tmp_path):
     path, report = dynamic_exports(name)
     assert report.dynamic_size and report.second_size == list(SECOND) and report.second_size_worst_rel < 1e-4
     model = onnx.load(path)
@@ -58,7 +53,7 @@ def test_dynamic_size_export_holds_at_other_sizes(dynamic_exports, name):
     assert record["dynamic_size"] is True and record["proven_sizes"] == [list(PROBE), list(SECOND)]
     info = graphfeat.feature_info(path)
     names = [info.module_name(i) for i in info.pyramid_indices()]
-    cut = path.with_name(path.stem + ".pyramid.onnx")
+    cut = tmp_path / f"{name}.pyramid.onnx"
     graphfeat.cut_file(path, cut, layers=names)
     pyramid = FeaturePyramid(cut)
     ref_model = features(name)

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("mindspore")
+# one pytest-xdist worker runs this module, so its module-scoped MindSpore fixtures are built once
+pytestmark = pytest.mark.xdist_group("guide_examples")
 
 from mindspore import nn  # noqa: E402
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -28,7 +29,8 @@ def cut_pyramid(exported, name, size=(64, 64)):
     path, ref, _ = exported(name, size)
     info = graphfeat.feature_info(path)
     names = [info.module_name(i) for i in info.pyramid_indices()]
-    out = path.with_name(path.stem + ".pyramid.onnx")
+    # exports are shared by the pytest-xdist workers; each worker cuts its own copy
+    out = path.with_name(f"{path.stem}.{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.pyramid.onnx")
     if not out.exists():
         graphfeat.cut_file(path, out, layers=names)
     return out, ref, names
