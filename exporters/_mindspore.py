@@ -24,6 +24,8 @@ apply_isa_policy()
 
 import mindspore as ms  # noqa: E402
 
+from graphfeat.runtime import worker_threads  # noqa: E402
+
 warn_if_too_late()  # only asks oneDNN if mindspore was imported before exporters
 
 _configured = False
@@ -60,11 +62,11 @@ def configure() -> None:
     if not _configured:
         ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
         augassign_out_of_place()
-        threads = os.environ.get("GRAPHFEAT_THREADS", "")  # set by ``graphfeat export --jobs N`` per worker
-        if threads.isdigit() and int(threads) > 0:
+        threads = worker_threads()  # set by ``graphfeat export --jobs N`` per worker
+        if threads:
             from mindspore.device_context.cpu.op_tuning import threads_num
 
-            threads_num(int(threads))
+            threads_num(threads)
         _configured = True
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -143,22 +142,10 @@ def session_model(model: onnx.ModelProto, outputs: Sequence[str]) -> tuple[bytes
     return head.SerializeToString(), arrays
 
 
-#: the typed data field numpy reads in one copy, by element type (other types go through onnx's converter)
-_TYPED_FIELDS = {onnx.TensorProto.FLOAT: ("float_data", np.float32), onnx.TensorProto.DOUBLE: ("double_data", np.float64),
-                 onnx.TensorProto.INT64: ("int64_data", np.int64), onnx.TensorProto.INT32: ("int32_data", np.int32)}
-
-
 def _as_array(tensor: onnx.TensorProto) -> np.ndarray | None:
-    """The tensor's values, copied once out of the proto; None if its data does not fit its dims."""
+    """The tensor's values (``onnx.numpy_helper.to_array``); None if its data does not fit its dims."""
     try:
-        if tensor.HasField("raw_data") and sys.byteorder == "little":
-            array = np.frombuffer(tensor.raw_data, dtype=onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type))
-        elif tensor.data_type in _TYPED_FIELDS and not tensor.HasField("raw_data"):
-            field, dtype = _TYPED_FIELDS[tensor.data_type]
-            array = np.asarray(getattr(tensor, field), dtype=dtype)
-        else:
-            array = numpy_helper.to_array(tensor)
-        return array.reshape(tuple(tensor.dims))
+        return numpy_helper.to_array(tensor)
     except (ValueError, TypeError):
         return None
 

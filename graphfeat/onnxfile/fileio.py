@@ -6,9 +6,12 @@ half-written file.
 """
 from __future__ import annotations
 
+import mmap
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -39,17 +42,35 @@ def open_regular(path: Path) -> int:
     return fd
 
 
-def read_regular_file(path: Path) -> bytes:
-    """The bytes of ``path`` (see :func:`open_regular`)."""
+@contextmanager
+def regular_file_bytes(path: Path) -> Iterator[bytes | memoryview]:
+    """The bytes of ``path`` (see :func:`open_regular`) inside the block: mapped read-only where the
+    filesystem allows it, so they are not copied before a parse copies them (~0.25 s on a 160 MB
+    model), else read whole."""
     fd = open_regular(path)
+    buf = None
     try:
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read()
-    except OSError as exc:
-        raise GraphfeatError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            buf = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if os.fstat(fd).st_size else None
+        except (OSError, ValueError):  # a filesystem without mmap
+            buf = None
+        if buf is None:
+            try:
+                with os.fdopen(fd, "rb", closefd=False) as f:
+                    data = f.read()
+            except OSError as exc:
+                raise GraphfeatError(f"cannot read {path}: {exc.strerror or exc}") from None
+            yield data
+        else:
+            view = memoryview(buf)
+            try:
+                yield view
+            finally:
+                view.release()
     finally:
+        if buf is not None:
+            buf.close()
         os.close(fd)
-
 
 
 def copy_fd_range(out: BinaryIO, fd: int, offset: int, length: int, source: object) -> None:

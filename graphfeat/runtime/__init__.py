@@ -13,7 +13,8 @@ from .precision import (DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, Cri
 from .pyramid import FeaturePyramid
 from .sessions import RUNTIMES, ProviderWarning, Session, run_onnxruntime, session
 from .verification import VerifyReport, reference_inputs, verify, verify_runtimes
-from .workers import INSTALL_HINT, export_in_worker, mindspore_available, mindspore_levels, registered_models, run_job
+from .workers import (INSTALL_HINT, export_in_worker, mindspore_available, mindspore_levels, registered_models, run_job,
+                      worker_threads)
 
 __all__ = [
     "DEFAULT_MIN_COSINE",
@@ -43,4 +44,5 @@ __all__ = [
     "session",
     "verify",
     "verify_runtimes",
+    "worker_threads",
 ]

@@ -9,7 +9,6 @@ evaluator. A requested provider that is not active is a warning
 """
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Callable, Sequence
 
@@ -18,6 +17,7 @@ import onnx
 
 from ..errors import GraphfeatError
 from ..graph import exposed
+from .workers import worker_threads
 
 RUNTIMES = ("onnxruntime", "openvino", "reference")
 
@@ -59,9 +59,9 @@ def _onnxruntime(model: onnx.ModelProto, providers=None) -> tuple[Callable[[dict
 
     options = ort.SessionOptions()
     options.log_severity_level = 4  # a failed run becomes one GraphfeatError, not an ORT log line as well
-    threads = os.environ.get("GRAPHFEAT_THREADS", "")  # set by ``graphfeat export --jobs N`` in each worker
-    if threads.isdigit() and int(threads) > 0:
-        options.intra_op_num_threads = int(threads)
+    threads = worker_threads()  # set by ``graphfeat export --jobs N`` in each worker
+    if threads:
+        options.intra_op_num_threads = threads
     with warnings.catch_warnings():  # ORT's own "not in available provider names": we say it once, below
         warnings.simplefilter("ignore")
         session = ort.InferenceSession(model.SerializeToString(), options,

@@ -38,6 +38,13 @@ def mindspore_available() -> bool:
 THREADS_VAR = "GRAPHFEAT_THREADS"
 
 
+def worker_threads() -> int | None:
+    """The thread count a parent set for this worker (``GRAPHFEAT_THREADS``, see :func:`run_job`), or None:
+    each library's default."""
+    value = os.environ.get(THREADS_VAR, "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def run_job(job: str, args: dict[str, Any], what: str, threads: int | None = None) -> Any:
     """Run ``job`` in a worker process and return its result, or raise ``GraphfeatError``.
     ``threads`` caps the worker's MindSpore and ONNX Runtime threads (``GRAPHFEAT_THREADS``, unless the
