@@ -1,4 +1,5 @@
-"""Import MindSpore quietly and set the CPU graph-mode context once; :func:`eager` for one-off runs.
+"""Import MindSpore quietly and set the CPU graph-mode context once; :func:`eager` for one-off runs, :func:`compiled`
+for a block that must run GRAPH_MODE.
 
 Before the import, :mod:`._cpu` caps oneDNN's CPU ISA where MindSpore's
 convolutions would otherwise crawl (``GRAPHFEAT_ONEDNN_ISA``; see
@@ -12,7 +13,7 @@ converter for ``InplaceAddExt``, which its GRAPH_MODE makes of every tensor
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Iterator
 
 from ._cpu import apply_isa_policy, isa_policy, warn_if_too_late  # noqa: F401  (isa_policy: for reports)
@@ -74,7 +75,20 @@ configure()
 
 
 @contextmanager
-def eager() -> Iterator[None]:
+def _in_mode(mode: int) -> Iterator[None]:
+    """Run MindSpore in ``mode`` inside the block, then restore the mode it had."""
+    before = ms.get_context("mode")
+    if before == mode:
+        yield
+        return
+    ms.set_context(mode=mode)
+    try:
+        yield
+    finally:
+        ms.set_context(mode=before)
+
+
+def eager() -> AbstractContextManager[None]:
     """Run MindSpore in PYNATIVE_MODE inside the block, then restore the mode.
 
     For a network run once or twice at a shape (the export's reference levels,
@@ -84,12 +98,9 @@ def eager() -> Iterator[None]:
     resnet50 and hrnet_w32 gave bit-identical outputs in both modes at batch 1
     and 2 (224 px, oneDNN capped at AVX2; ``bench/export_profile.py``).
     """
-    mode = ms.get_context("mode")
-    if mode == ms.PYNATIVE_MODE:
-        yield
-        return
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    try:
-        yield
-    finally:
-        ms.set_context(mode=mode)
+    return _in_mode(ms.PYNATIVE_MODE)
+
+
+def compiled() -> AbstractContextManager[None]:
+    """Run MindSpore in GRAPH_MODE inside the block, then restore the mode (the inverse of :func:`eager`)."""
+    return _in_mode(ms.GRAPH_MODE)

@@ -15,6 +15,16 @@ if importlib.util.find_spec("mindspore") is not None:
     # exporters caps oneDNN's ISA before any MindSpore kernel runs (exporters/_cpu.py): without it, k x k
     # convolutions run ~100x slower on AVX-512 CPUs. The core venv has no MindSpore and skips this.
     import exporters  # noqa: F401
+    import mindspore
+
+    # The tests' own MindSpore runs are eager (PYNATIVE_MODE): GRAPH_MODE compiles a graph per cell and input
+    # shape, 1-15 s each, which made most of the suite's time and memory. The kernels are the same (the
+    # export's graph and outputs are identical in both modes). What must hold in GRAPH_MODE runs it inside
+    # ``exporters._mindspore.compiled()``: every family's levels against its export at batch 3
+    # (test_export.py), RepVGG's re-parameterisation (no stale graph). Exports run as users run them:
+    # in worker processes that import exporters afresh (GRAPH_MODE), or in-process, where the export's
+    # graph is the same in either mode.
+    mindspore.set_context(mode=mindspore.PYNATIVE_MODE)
 
 
 def rand_images(batch: int, h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray:

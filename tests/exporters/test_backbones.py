@@ -30,8 +30,9 @@ def check_pyramid(name: str, batch: int, h: int, w: int) -> None:
         assert 1e-2 < std < 1e2, f"{name} level {i} ({info.module_name(i)}): std {std:.3g} is degenerate"
 
 
-# MindSpore compiles a graph per model and input shape (10-50 s each on 2 cores), so the default run
-# checks one model per family, and the rest of the matrix runs under --runslow (issue #5: CI budget).
+# The default run checks one model per family, and the rest of the matrix runs under --runslow (issue #5:
+# CI budget). The runs are eager (tests/conftest.py); in GRAPH_MODE each model and input shape compiled
+# for 10-50 s on 2 cores.
 #: the cheap models of scenarios 1 and 2 run the checks below by default; scenario 3 (hrnet_w18, ~30-60 s per
 #: check) runs them under --runslow, and by default through the small HRNet of test_family_specifics.py (the HRNet section)
 #: (checkpoint round trip) and the scenario-3 dummy of test_mechanism.py (out_indices subsets)
@@ -69,7 +70,7 @@ def test_representative_other_batch(name, batch, h, w):
 def test_out_indices_subset_equals_full_set(name):
     n = len(features(name).feature_info)
     subset = (0, n // 2, n - 1) if n > 2 else (n - 1,)
-    x = rand_images(2, 64, 64, seed=2)  # the shape test_every_model compiled already
+    x = rand_images(2, 64, 64, seed=2)
     full = levels(features(name), x)
     part = levels(features(name, out_indices=subset), x)
     assert features(name, out_indices=subset).feature_info.module_name() == \

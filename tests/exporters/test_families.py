@@ -7,7 +7,7 @@ one family has (VGG's head pooling, RepVGG's re-parameterisation, ...) is tested
 in ``test_family_specifics.py``.
 
 The structural tests build with ``init=False`` (no seeded weights, no BatchNorm
-calibration): they compile nothing. The numeric test compiles MindSpore graphs
+calibration). The numeric test runs MindSpore (eager, as every test here: tests/conftest.py)
 and runs its full matrix under ``--runslow`` only.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ms_helpers import classifier, features, levels  # noqa: E402
 
 TRUTH_FILE = "tests/exporters/family_truth.py"
 MODELS = exporters.list_models()
-# the numeric test's default models (each compiles a graph per cell); the rest of the matrix is slow
+# the numeric test's default models; the rest of the matrix is slow
 NUMERIC_DEFAULT = ["mobilenet_v2_100", "vgg11"]
 
 
@@ -232,7 +232,7 @@ def test_levels_are_the_classifier_tensors_at_the_named_cells(name):
     """Scenarios 1 and 2: level i is the output of the classifier cell ``feature_info[i].name``, the
     classifier's cells run one by one (scenario 3: the small HRNet in test_family_specifics.py)."""
     full = classifier(name)  # first: its calibrated weights are the ones the feature model gets
-    x = rand_images(2, 64, 64, seed=6)  # the shape tests/exporters/test_backbones.py compiles
+    x = rand_images(2, 64, 64, seed=6)
     got = levels(features(name), x)
     want_names = [n for n, _, _ in row(name)["feature_info"]]
     y, outputs = Tensor(x), {}

@@ -22,6 +22,7 @@ from mindspore import Tensor, nn  # noqa: E402
 
 import exporters  # noqa: E402
 from exporters import FeatureExtractWrapper, build_model_with_cfg, load_checkpoint_into  # noqa: E402
+from exporters._mindspore import compiled  # noqa: E402
 from exporters.init import condition_pooled_norm  # noqa: E402
 from exporters.models import efficientnet, layers, mobilenetv2, mobilenetv3, rexnet, vgg  # noqa: E402
 from exporters.models.convnext import LAYER_SCALE_INIT_RANGE, Block, ConvNextLayerNorm  # noqa: E402
@@ -324,21 +325,25 @@ def repvgg_a0():
 
 
 def _check_fused(converted: nn.Cell, refs: list[np.ndarray], what: str) -> None:
-    """Converted outputs equal the training form, and really come from the fused convolutions."""
+    """Converted outputs equal the training form, and really come from the fused convolutions
+    (GRAPH_MODE: the refs were compiled in the training form, so a stale graph would show)."""
     assert all(b.deploy for b in _repvgg_blocks(converted)) and len(_repvgg_blocks(converted)) == 22
-    got = outputs(converted, REPVGG_X)
+    with compiled():
+        got = outputs(converted, REPVGG_X)
     assert len(got) == len(refs)
     for i, (g, r) in enumerate(zip(got, refs)):
         assert_close_rel(g, r, rtol=1e-4, what=f"{what} level {i}")
     # a stale compiled graph would still run the old branches and ignore this change
     bias = _repvgg_blocks(converted)[-1].rbr_reparam.bias
     bias.set_data(Tensor(bias.asnumpy() + 1.0))
-    moved = outputs(converted, REPVGG_X)[-1]
+    with compiled():
+        moved = outputs(converted, REPVGG_X)[-1]
     assert np.abs(moved - got[-1]).max() > 0.5, f"{what}: the converted model still runs a stale graph"
 
 
 def test_repvgg_reparam_classifier_copy(repvgg_a0):
-    ref = outputs(repvgg_a0, REPVGG_X)
+    with compiled():
+        ref = outputs(repvgg_a0, REPVGG_X)
     converted = repvgg_model_convert(repvgg_a0)  # do_copy=True: the original stays in training form
     assert converted is not repvgg_a0 and not any(b.deploy for b in _repvgg_blocks(repvgg_a0))
     _check_fused(converted, ref, "classifier")
@@ -347,7 +352,8 @@ def test_repvgg_reparam_classifier_copy(repvgg_a0):
 
 def test_repvgg_reparam_features_in_place(repvgg_a0):
     wrapper = FeatureExtractWrapper(copy.deepcopy(repvgg_a0))  # what create_model(..., features_only=True) returns
-    refs = outputs(wrapper, REPVGG_X)  # compiles the training form first
+    with compiled():
+        refs = outputs(wrapper, REPVGG_X)  # compiles the training form first
     assert [r.shape[1] for r in refs] == [c for _, c, _ in FAMILIES["repvgg"]["models"]["repvgg_a0"]["feature_info"]]
     converted = repvgg_model_convert(wrapper, do_copy=False)
     assert converted is wrapper
