@@ -23,7 +23,19 @@ os.environ.setdefault("GLOG_v", "3")
 # oneDNN reads ONEDNN_MAX_CPU_ISA at its first kernel; set it before anything can run one.
 apply_isa_policy()
 
+# protobuf picks its backend once, at the first import, from PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION; MindSpore's
+# import sets that variable to "python" when it is unset. Pick the backend (the fast upb one by default) before,
+# and take the variable back after: every process started from this one (pytest-xdist workers, export
+# workers, a user's subprocesses) would otherwise run protobuf in pure Python, 10-60x slower on ONNX files.
+from google.protobuf.internal import api_implementation  # noqa: E402,F401
+
+_PROTOBUF_VAR = "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"
+_protobuf_choice = os.environ.get(_PROTOBUF_VAR)
+
 import mindspore as ms  # noqa: E402
+
+if _protobuf_choice is None:
+    os.environ.pop(_PROTOBUF_VAR, None)
 
 from graphfeat.runtime import worker_threads  # noqa: E402
 

@@ -38,6 +38,11 @@ case "$cmd" in
         # one pytest-xdist worker per core, at most 4 (each holds its own MindSpore, ~1-3 GB);
         # GRAPHFEAT_TEST_WORKERS=0 runs them in this process
         workers=${GRAPHFEAT_TEST_WORKERS:-$(n=$(nproc); echo $(( n < 4 ? n : 4 )))}
+        # each worker's MindSpore and ONNX Runtime, and the export workers it starts, get cores/workers
+        # threads (GRAPHFEAT_THREADS, as `graphfeat export --jobs N` does), so that they do not oversubscribe
+        if [ "$workers" -gt 1 ] && [ -z "${GRAPHFEAT_THREADS:-}" ]; then
+            GRAPHFEAT_THREADS=$(( $(nproc) / workers > 0 ? $(nproc) / workers : 1 )); export GRAPHFEAT_THREADS
+        fi
         echo "== exporters, integration and toolchain suites (MindSpore, .venv, $workers workers)"
         rc_rest=0; "$VENV/bin/python" -m pytest -n "$workers" --dist loadgroup \
             tests/exporters tests/integration tests/toolchain "$@" || rc_rest=$?

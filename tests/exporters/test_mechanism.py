@@ -198,3 +198,22 @@ def test_checkpoint_missing_parameters_lists_them(tmp_path):
                        str(path))
     with pytest.raises(GraphfeatError, match=r"lacks \d+ parameter\(s\).*layer2\.0\.0\.weight"):
         exporters.load_checkpoint_into(build_model_with_cfg(DummyS1, False, seed=0), path)
+
+
+def test_importing_exporters_leaves_child_processes_on_the_fast_protobuf():
+    """MindSpore's import sets PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python when it is unset; every process
+    started afterwards (pytest-xdist workers, export workers) ran protobuf in pure Python. exporters takes the
+    variable back, and this process keeps the backend it picked first."""
+    import os
+    import subprocess
+    import sys
+
+    child = ("import onnx; from google.protobuf.internal import api_implementation as a; print(a.Type())")
+    code = ("import os, subprocess, sys; import exporters; "
+            "from google.protobuf.internal import api_implementation as a; "
+            f"print(a.Type(), os.environ.get('PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION'), "
+            f"subprocess.run([sys.executable, '-c', {child!r}], capture_output=True, text=True).stdout.strip())")
+    env = {k: v for k, v in os.environ.items() if k != "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-3:] == ["upb", "None", "upb"], proc.stdout
