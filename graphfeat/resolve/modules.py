@@ -13,8 +13,9 @@ a max-pool, which the strategy may still place).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from ..errors import GraphfeatError
@@ -59,23 +60,66 @@ def full_paths(parts: Iterable[str]) -> list[str]:
     return out
 
 
+class ModuleMembers(Mapping[str, list[int]]):
+    """Module path -> its nodes, those of every module below it included, each node once per scope
+    chain that puts it there, in the order they were added. Nodes are recorded per chain (one list
+    append per node); a module's list is gathered when first asked for."""
+
+    def __init__(self, rank: Callable[[int], int] | None = None):
+        """``rank``: the order nodes are added in (None: increasing node index)."""
+        self._chains: dict[str, list[list[int]]] = {}  # path -> the node lists of the chains through it
+        self._gathered: dict[str, list[int]] = {}
+        self._rank = rank
+
+    def add_chain(self, paths: Sequence[str]) -> list[int]:
+        """A new chain of paths (outermost first); the caller appends its nodes to the list returned."""
+        nodes: list[int] = []
+        for path in paths:
+            self._chains.setdefault(path, []).append(nodes)
+        return nodes
+
+    def __getitem__(self, name: str) -> list[int]:
+        gathered = self._gathered.get(name)
+        if gathered is None:
+            lists = self._chains[name]
+            gathered = list(lists[0]) if len(lists) == 1 else sorted(chain.from_iterable(lists), key=self._rank)
+            self._gathered[name] = gathered
+        return gathered
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._chains
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._chains)
+
+    def __len__(self) -> int:
+        return len(self._chains)
+
+
 class ModuleStrategy:
     """Base for strategies that know which nodes belong to which module."""
 
     resolved_by = ""
 
-    def __init__(self, index: GraphIndex):
+    def __init__(self, index: GraphIndex, rank: Callable[[int], int] | None = None):
+        """``rank``: the order the strategy adds nodes in (None: increasing node index)."""
         self.index = index
-        self.members: dict[str, list[int]] = {}
+        self.members = ModuleMembers(rank)
         self.children: dict[str, set[str]] = {}
         self._cache: dict[str, Resolution | GraphfeatError | None] = {}
+        self._chain_nodes: dict[tuple[str, ...], list[int]] = {}
 
-    def _add(self, node: int, paths: list[str]) -> None:
-        parent = ""
-        for path in paths:
-            self.members.setdefault(path, []).append(node)
-            self.children.setdefault(parent, set()).add(path)
-            parent = path
+    def _add(self, node: int, paths: Sequence[str]) -> None:
+        """Record ``node`` as a member of each module in ``paths`` (outermost first)."""
+        paths = tuple(paths)
+        nodes = self._chain_nodes.get(paths)
+        if nodes is None:  # the first node of this chain: link its modules into the tree
+            parent = ""
+            for path in paths:
+                self.children.setdefault(parent, set()).add(path)
+                parent = path
+            nodes = self._chain_nodes[paths] = self.members.add_chain(paths)
+        nodes.append(node)
 
     @property
     def available(self) -> bool:

@@ -70,31 +70,38 @@ class ParameterStrategy(ModuleStrategy):
     resolved_by = "parameters"
 
     def __init__(self, index: GraphIndex):
-        super().__init__(index)
+        super().__init__(index, index.pos.__getitem__)  # nodes are added in topological order
         self.owners: dict[int, set[str]] = {}
         self._regions: dict[str, set[int]] = {}
         self._covers: dict[str, tuple[list[int] | set[int], set[int]]] = {}
         tensor_owner: dict[str, set[str]] = {}
-        for name in index.initializers:
-            if _PARAM.match(name):
-                tensor_owner[name] = {name.rsplit(".", 1)[0]}
+        for name in filter(_PARAM.match, index.initializers):
+            tensor_owner[name] = {name.rsplit(".", 1)[0]}
         if not tensor_owner:
             return
+        chains: dict[str, tuple[str, ...]] = {}  # module -> its path from the top (``a``, ``a.b``)
+        inputs_of, data_inputs_of, outputs_of = index.inputs_of, index.data_inputs_of, index.outputs_of
         for i in index.order:
-            own: set[str] = set()
-            for name in index.inputs_of[i]:
-                if name in tensor_owner:
-                    own |= tensor_owner[name]
-            if not own:
+            owning = [tensor_owner[name] for name in inputs_of[i] if name in tensor_owner]
+            if not owning:
                 continue
-            if not index.is_data_node(i):
-                for out in index.nodes[i].output:
+            if len(owning) == 1:
+                own = owning[0]  # shared, never modified
+            else:
+                own = set()
+                for o in owning:
+                    own |= o
+            if not data_inputs_of[i]:
+                for out in outputs_of[i]:
                     tensor_owner[out] = own
                 continue
             self.owners[i] = own
             for module in own:
-                parts = module.split(".")
-                self._add(i, [".".join(parts[: k + 1]) for k in range(len(parts))])
+                chain = chains.get(module)
+                if chain is None:
+                    parts = module.split(".")
+                    chain = chains[module] = tuple(".".join(parts[: k + 1]) for k in range(len(parts)))
+                self._add(i, chain)
 
     def _region(self, name: str) -> tuple[set[int], list[str]]:
         region = hull(self.index, self.members[name])
