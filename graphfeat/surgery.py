@@ -180,9 +180,9 @@ def cut_model(model: onnx.ModelProto, layers: Sequence[str] | None = None, indic
     pairs = [(r.tensor if r.resolved_by == "tensor" else r.name, sources[r.name]) for r in picked]
     declared = _declared_types(model, pairs)  # before the renames drop the tensors' value_info
     inferred = _shared_inference(index, pairs)
-    set_outputs(model, index, pairs, keep_existing=keep_outputs)
+    renamed = set_outputs(model, index, pairs, keep_existing=keep_outputs)
     # renames keep the order and new Identity nodes go last: a sorted graph stays sorted
-    cleanup(model, assume_sorted=index.order == list(range(len(index.nodes))))
+    cleanup(model, assume_sorted=index.order == list(range(len(index.nodes))), index=index, renamed=renamed)
     try:
         check_model(model, declared, inferred)  # strict shape inference (types the new outputs) + checker
     except GraphfeatError as exc:
