@@ -20,7 +20,7 @@ import onnx
 from onnx import external_data_helper
 
 from ..errors import GraphfeatError
-from ..onnxfile import DEFER_MIN_BYTES, all_tensors, tensor_nbytes
+from ..onnxfile import DEFER_MIN_BYTES, all_tensors, is_external, tensor_nbytes
 
 #: tensors up to this size keep their data in the skeleton (shape constants); the same bound as
 #: the wire scan's, so an initializer whose data was left in the file is always stubbed
@@ -73,10 +73,15 @@ def skeleton(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
 
 
 def _is_large(tensor: onnx.TensorProto) -> bool:
-    if external_data_helper.uses_external_data(tensor):
-        return tensor_nbytes(tensor) is not None
+    return _large_nbytes(tensor) is not None
+
+
+def _large_nbytes(tensor: onnx.TensorProto) -> int | None:
+    """The tensor's size if the skeleton leaves its data out (external, or above :data:`SMALL_TENSOR`), else None."""
     nbytes = tensor_nbytes(tensor)
-    return nbytes is not None and nbytes > SMALL_TENSOR and tensor.data_type != onnx.TensorProto.STRING
+    if nbytes is None or is_external(tensor):
+        return nbytes
+    return nbytes if nbytes > SMALL_TENSOR and tensor.data_type != onnx.TensorProto.STRING else None
 
 
 def _stub(tensor: onnx.TensorProto, out: onnx.TensorProto) -> int:
@@ -306,13 +311,14 @@ def _checks_directly(model: onnx.ModelProto) -> bool:
     :data:`DIRECT_WEIGHT_BYTES` in large tensors. The walk stops at the first reason not to."""
     total = 0
     for tensor in all_tensors(model):  # attribute and subgraph tensors too
-        if external_data_helper.uses_external_data(tensor):
+        if is_external(tensor):
             return False
-        if not _is_large(tensor):
+        nbytes = _large_nbytes(tensor)
+        if nbytes is None:
             continue
         if not tensor.HasField("raw_data"):
             return False
-        total += tensor_nbytes(tensor)
+        total += nbytes
         if total >= DIRECT_WEIGHT_BYTES:
             return False
     return True

@@ -10,7 +10,7 @@ writes files through the names listed here.
 from .external import materialize_external_data, validate_external_data
 from .load import as_path, check_sane, load_model, load_skeleton, materialize_deferred
 from .save import atomic_write, check_destination, save_model
-from .tensors import all_tensors, holds_data, tensor_nbytes
+from .tensors import all_tensors, holds_data, is_external, tensor_nbytes
 from .wire import DEFER_MIN_BYTES, Deferred
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "check_destination",
     "check_sane",
     "holds_data",
+    "is_external",
     "load_model",
     "load_skeleton",
     "materialize_deferred",

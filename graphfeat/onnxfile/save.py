@@ -21,7 +21,7 @@ from . import wire
 from . import external
 from .external import ExternalRange, external_info, external_range
 from . import fileio
-from .tensors import all_tensors, external_tensors, raw_bytes, tensor_nbytes
+from .tensors import all_tensors, external_tensors, is_external, raw_bytes, tensor_nbytes
 from .wire import Deferred
 
 #: protobuf's hard limit; above it a model must use external data
@@ -100,7 +100,7 @@ def _save(model: onnx.ModelProto, dst: Path, src_dir, force: bool, deferred: Def
     ext: list[onnx.TensorProto] = []
     embedded = 0  # bytes of tensor data in the proto, from dims and dtype (``ByteSize`` would serialize)
     for tensor in all_tensors(model):
-        if external_data_helper.uses_external_data(tensor):
+        if is_external(tensor):
             ext.append(tensor)
         else:
             embedded += tensor_nbytes(tensor) or 0
@@ -115,7 +115,7 @@ def _save(model: onnx.ModelProto, dst: Path, src_dir, force: bool, deferred: Def
                 jobs.append((tensor, _copy_range_job(rng)))
     if embedded > PROTO_LIMIT - LIMIT_MARGIN:
         for tensor in all_tensors(model):
-            if external_data_helper.uses_external_data(tensor):
+            if is_external(tensor):
                 continue
             if deferred is not None and wire.is_pending(tensor, deferred):
                 jobs.append((tensor, _range_job(deferred.open, *deferred.ranges[tensor.name], deferred.path)))
