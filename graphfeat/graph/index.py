@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
-from itertools import repeat
 
 import networkx as nx
 import onnx
@@ -127,9 +126,10 @@ class GraphIndex:
         self._check_defined()
         self._check_ops(op_types, domains)
         self.order = self._topological_order()
-        self.pos = [0] * len(self.nodes)
-        for p, i in enumerate(self.order):
-            self.pos[i] = p
+        self.pos = list(range(len(self.nodes)))
+        if self.order != self.pos:
+            for p, i in enumerate(self.order):
+                self.pos[i] = p
         #: each node's non-constant inputs (read-only; :meth:`data_inputs` gives a copy)
         self.constants, self.data_inputs_of = self._constant_tensors()
 
@@ -202,9 +202,9 @@ class GraphIndex:
         return next(i for i, n in enumerate(self.nodes) if (n.domain, n.op_type) == key)
 
     def _topological_order(self) -> list[int]:
-        producer = self.producer
-        get = producer.get
-        if all(max(map(get, names, repeat(-1, len(names))), default=-1) < i for i, names in enumerate(self.inputs_of)):
+        producer, consumers = self.producer, self.consumers
+        # already sorted when every tensor's first reader (readers are listed in node order) comes after its writer
+        if all(consumers[t][0] > i for t, i in producer.items() if t in consumers):
             return list(range(len(self.nodes)))
         g = nx.DiGraph()
         g.add_nodes_from(range(len(self.nodes)))
