@@ -64,6 +64,14 @@ def op_types_for(leaf: str) -> set[str]:
     return _ALIASES.get(stem, {stem} if stem else set())
 
 
+def _chain(module: str, chains: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """``a.b.c`` -> ``(a, a.b, a.b.c)``, from the parent's chain when ``chains`` has it (and recorded there)."""
+    parent = module.rpartition(".")[0]
+    chain = ((chains.get(parent) or _chain(parent, chains)) if parent else ()) + (module,)
+    chains[module] = chain
+    return chain
+
+
 class ParameterStrategy(ModuleStrategy):
     """Resolve a module by the initializers its nodes read (see the module docstring)."""
 
@@ -71,12 +79,12 @@ class ParameterStrategy(ModuleStrategy):
 
     def __init__(self, index: GraphIndex):
         super().__init__(index, index.pos.__getitem__)  # nodes are added in topological order
-        self.owners: dict[int, set[str]] = {}
+        #: node -> the module owning it (a set when several do)
+        self.owners: dict[int, str | set[str]] = {}
         self._regions: dict[str, set[int]] = {}
         self._covers: dict[str, tuple[list[int] | set[int], set[int]]] = {}
-        tensor_owner: dict[str, set[str]] = {}
-        for name in filter(_PARAM.match, index.initializers):
-            tensor_owner[name] = {name.rsplit(".", 1)[0]}
+        # tensor -> its owning module, or the set of them when several own it (a Constant-only op's output)
+        tensor_owner: dict[str, str | set[str]] = {name: name.rsplit(".", 1)[0] for name in filter(_PARAM.match, index.initializers)}
         if not tensor_owner:
             return
         chains: dict[str, tuple[str, ...]] = {}  # module -> its path from the top (``a``, ``a.b``)
@@ -85,23 +93,22 @@ class ParameterStrategy(ModuleStrategy):
             owning = [tensor_owner[name] for name in inputs_of[i] if name in tensor_owner]
             if not owning:
                 continue
-            if len(owning) == 1:
-                own = owning[0]  # shared, never modified
-            else:
-                own = set()
-                for o in owning:
-                    own |= o
+            own = owning[0]
+            if len(owning) > 1 or type(own) is not str:
+                if type(own) is not str or any(o != own for o in owning):
+                    own = set()  # (in reading order, as iterating it adds the modules to the tree)
+                    for o in owning:
+                        if type(o) is str:
+                            own.add(o)
+                        else:
+                            own |= o
             if not data_inputs_of[i]:
                 for out in outputs_of[i]:
                     tensor_owner[out] = own
                 continue
             self.owners[i] = own
-            for module in own:
-                chain = chains.get(module)
-                if chain is None:
-                    parts = module.split(".")
-                    chain = chains[module] = tuple(".".join(parts[: k + 1]) for k in range(len(parts)))
-                self._add(i, chain)
+            for module in (own,) if type(own) is str else own:
+                self._add(i, chains.get(module) or _chain(module, chains))
 
     def _region(self, name: str) -> tuple[set[int], list[str]]:
         region = hull(self.index, self.members[name])
