@@ -48,22 +48,24 @@ def hull(index: GraphIndex, members: Collection[int]) -> set[int]:
 
     Such a node lies between the first and the last member in topological order; one pass over that
     span forward finds what the members reach, one pass backward what reaches them."""
-    members = {m for m in members if index.is_data_node(m)}
+    producer, consumers, data_inputs_of = index.producer.get, index.consumers, index.data_inputs_of
+    members = {m for m in members if data_inputs_of[m]}  # the data nodes
     if not members:
         return set()
-    pos = index.pos
-    span = index.order[min(pos[m] for m in members): max(pos[m] for m in members) + 1]
-    producer, consumers, data_inputs_of = index.producer.get, index.consumers, index.data_inputs_of
+    positions = [index.pos[m] for m in members]
+    span = index.order[min(positions): max(positions) + 1]
     forward = set(members)
     for j in span:  # reached from a member: a data input written by a reached node
-        if j not in forward and any(producer(name) in forward for name in data_inputs_of[j]):
+        if j not in forward and not forward.isdisjoint(map(producer, data_inputs_of[j])):
             forward.add(j)
     backward = set(members)
     outputs_of = index.outputs_of
     for j in reversed(span):  # reaches a member: a data node whose output a reaching node reads
-        if (j not in backward and data_inputs_of[j]
-                and any(c in backward for out in outputs_of[j] if out for c in consumers.get(out, ()))):
-            backward.add(j)
+        if j not in backward and data_inputs_of[j]:
+            for out in outputs_of[j]:
+                if not backward.isdisjoint(consumers.get(out, ())):
+                    backward.add(j)
+                    break
     return (forward & backward) | members
 
 
@@ -71,10 +73,10 @@ def exits(index: GraphIndex, region: set[int]) -> list[str]:
     """Feature tensors written in ``region`` and read outside it (or graph outputs), in order."""
     outputs = set(index.outputs)
     consumers, outputs_of = index.consumers, index.outputs_of
-    leaving = [  # nodes with an output read outside (the only candidates)
-        i for i in region
-        if any(out and (out in outputs or any(c not in region for c in consumers.get(out, ()))) for out in outputs_of[i])
-    ]
+    inside = region.issuperset
+    leaving = {  # nodes with an output read outside (the only candidates)
+        i for i in region for out in outputs_of[i] if out and (out in outputs or not inside(consumers.get(out, ())))
+    }
     found = []
     for i in sorted(leaving, key=index.pos.__getitem__):
         if index.nodes[i].op_type in SHAPE_OPS:
