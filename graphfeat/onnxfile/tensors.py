@@ -61,6 +61,16 @@ def external_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
     return [t for t in all_tensors(model) if is_external(t)]
 
 
+#: a model's tensors (:func:`all_tensors` order), each with its :func:`tensor_nbytes` and :func:`is_external`
+TensorSizes = list[tuple[onnx.TensorProto, "int | None", bool]]
+
+
+def tensor_sizes(model: onnx.ModelProto) -> TensorSizes:
+    """Every tensor of ``model`` with its raw size and whether its data is external: the one walk that the
+    check and the save of a model share (valid until a tensor is added, removed or changed)."""
+    return [(t, tensor_nbytes(t), is_external(t)) for t in all_tensors(model)]
+
+
 def tensor_nbytes(tensor: onnx.TensorProto) -> int | None:
     """Bytes the tensor's data takes in raw form, or None (strings, unknown types)."""
     dtype = tensor.data_type
