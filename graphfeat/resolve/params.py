@@ -108,7 +108,7 @@ class ParameterStrategy(ModuleStrategy):
                 continue
             self.owners[i] = own
             for module in (own,) if type(own) is str else own:
-                self._add(i, chains.get(module) or _chain(module, chains))
+                self.members.add(i, chains.get(module) or _chain(module, chains))
 
     def _region(self, name: str) -> tuple[set[int], list[str]]:
         region = hull(self.index, self.members[name])

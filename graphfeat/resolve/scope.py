@@ -63,7 +63,7 @@ class ScopeStrategy(ModuleStrategy):
         for i, node in enumerate(index.nodes):
             paths = node_scopes(node, cache)
             if paths:
-                self._add(i, paths)
+                self.members.add(i, paths)
 
     def _output(self, name: str) -> str | None:
         if name not in self.members:
