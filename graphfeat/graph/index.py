@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
+from itertools import chain
 
 import networkx as nx
 import onnx
@@ -112,6 +113,7 @@ class GraphIndex:
         self.inputs_of: list[list[str]] = nodes_inputs(self.nodes, op_types, domains)
         #: each node's output names as written (empty names of omitted optional outputs included)
         self.outputs_of: list[list[str]] = [n.output[:] for n in self.nodes]
+        self.node_names: list[str] = [n.name for n in self.nodes]
         self.producer: dict[str, int] = self._producers()
         consumers: dict[str, list[int]] = {}
         for i, names in enumerate(self.inputs_of):
@@ -163,10 +165,9 @@ class GraphIndex:
             if not set(map(type, group)) <= {str}:
                 name = next(n for n in group if type(n) is not str)
                 raise self._invalid(f"tensor name {name!r:.80} is not valid UTF-8 text (ONNX names must be UTF-8)")
-        node_names = [n.name for n in self.nodes]
-        if set(map(type, op_types)) | set(map(type, domains)) | set(map(type, node_names)) <= {str}:
+        if set(map(type, op_types)) | set(map(type, domains)) | set(map(type, self.node_names)) <= {str}:
             return
-        for i, values in enumerate(zip(op_types, domains, node_names)):
+        for i, values in enumerate(zip(op_types, domains, self.node_names)):
             for what, value in zip(("op type", "domain", "name"), values):
                 if type(value) is not str:
                     raise self._invalid(f"node #{i} has a {what} {value!r:.80} that is not valid UTF-8 text")
@@ -235,7 +236,7 @@ class GraphIndex:
     @cached_property
     def tensor_names(self) -> frozenset[str]:
         """Every value name in the top-level graph."""
-        return frozenset(self.producer) | frozenset(self.inputs) | frozenset(self.initializers) | self.sparse_initializers
+        return frozenset(chain(self.producer, self.inputs, self.initializers, self.sparse_initializers))
 
     def is_data_node(self, i: int) -> bool:
         """True for nodes that depend on a graph input (not constant-foldable)."""

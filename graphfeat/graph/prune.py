@@ -48,13 +48,12 @@ def needed_tensors(graph: onnx.GraphProto, index: GraphIndex | None = None,
     outputs = [o.name for o in graph.output]
     get = producer.get
     live: set[int] = set()
-    stack = [k for k in map(get, outputs) if k is not None]
-    while stack:  # the nodes some output depends on
+    stack = list(map(get, outputs))
+    while stack:  # the nodes some output depends on (None: a graph input or initializer)
         k = stack.pop()
-        if k in live:
-            continue
-        live.add(k)
-        stack.extend(p for p in map(get, inputs_of[k]) if p is not None and p not in live)
+        if k is not None and k not in live:
+            live.add(k)
+            stack.extend(map(get, inputs_of[k]))
     needed = set(outputs).union(*(inputs_of[k] for k in live), *(outputs_of[k] for k in live))
     if "" not in outputs:
         needed.discard("")  # an omitted optional output

@@ -43,12 +43,16 @@ def node_scopes(node: onnx.NodeProto, cache: dict[str, list[str]] | None = None)
         if NAMESPACE in props:
             entries = props[NAMESPACE].split("/")
             return full_paths(e.split(":", 1)[0] for e in entries[1:-1])
-    scope = node.name.rpartition("/")[0]  # ``/layer1/layer1.0/conv1/Conv``: all but the op's own name
-    paths = cache.get(scope) if cache is not None else None
+    return _name_scopes(node.name, {} if cache is None else cache)
+
+
+def _name_scopes(name: str, cache: dict[str, list[str]]) -> list[str]:
+    """The module paths a TorchScript node name records (``/layer1/layer1.0/conv1/Conv``: all but the last
+    component), parsed once per scope (``cache``)."""
+    scope = name.rpartition("/")[0]
+    paths = cache.get(scope)
     if paths is None:
-        paths = full_paths(scope.split("/")[1:]) if scope.startswith("/") else []
-        if cache is not None:
-            cache[scope] = paths
+        paths = cache[scope] = full_paths(scope.split("/")[1:]) if scope.startswith("/") else []
     return paths
 
 
@@ -60,10 +64,11 @@ class ScopeStrategy(ModuleStrategy):
     def __init__(self, index: GraphIndex):
         super().__init__(index)
         cache: dict[str, list[str]] = {}
-        for i, node in enumerate(index.nodes):
-            paths = node_scopes(node, cache)
+        add = self.members.add
+        for i, (node, name) in enumerate(zip(index.nodes, index.node_names)):
+            paths = node_scopes(node, cache) if node.metadata_props else _name_scopes(name, cache)
             if paths:
-                self.members.add(i, paths)
+                add(i, paths)
 
     def _output(self, name: str) -> str | None:
         if name not in self.members:
