@@ -8,7 +8,7 @@ misses what a subgraph needs.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from itertools import chain
 
@@ -95,8 +95,10 @@ class GraphIndex:
     ``consumers`` maps a tensor to the nodes that read it; ``constants`` holds
     every tensor computable without graph inputs (initializers, ``Constant``
     outputs and what is computed from them only); ``order``/``pos`` give a
-    topological order. The networkx view, the bottlenecks and inferred types are
-    computed on first use.
+    topological order. ``inputs_of``, ``outputs_of``, ``data_inputs_of`` and
+    ``node_names`` hold each node's fields as read once (a protobuf read builds
+    new objects every time; passes use these lists, never modify them). The
+    networkx view, the bottlenecks and inferred types are computed on first use.
     """
 
     def __init__(self, model: onnx.ModelProto):
@@ -245,18 +247,6 @@ class GraphIndex:
     def data_inputs(self, i: int) -> list[str]:
         """Inputs of node ``i`` that are not constants."""
         return list(self.data_inputs_of[i])
-
-    def successors(self, i: int) -> Iterable[int]:
-        """Nodes reading any output of node ``i``."""
-        for out in self.nodes[i].output:
-            yield from self.consumers.get(out, ())
-
-    def predecessors(self, i: int) -> Iterable[int]:
-        """Nodes writing a non-constant input of node ``i``."""
-        for name in self.data_inputs(i):
-            p = self.producer.get(name)
-            if p is not None:
-                yield p
 
     @cached_property
     def nx_graph(self) -> nx.DiGraph:

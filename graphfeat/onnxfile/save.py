@@ -101,8 +101,8 @@ def _save(model: onnx.ModelProto, dst: Path, src_dir, force: bool, deferred: Def
     jobs: list[tuple[onnx.TensorProto, Callable[[BinaryIO], int]]] = []
     ext: list[onnx.TensorProto] = []
     embedded = 0  # bytes of tensor data in the proto, from dims and dtype (``ByteSize`` would serialize)
-    for tensor, nbytes, external in sizes if sizes is not None else tensor_sizes(model):
-        if external:
+    for tensor, nbytes, outside in sizes if sizes is not None else tensor_sizes(model):
+        if outside:
             ext.append(tensor)
         else:
             embedded += nbytes or 0
