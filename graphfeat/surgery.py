@@ -40,6 +40,8 @@ from .onnxfile import (
     materialize_deferred,
     materialize_external_data,
     save_model,
+    tensor_sizes,
+    TensorSizes,
 )
 from .resolve import Resolution, Resolver, ValueFinder
 
@@ -153,9 +155,10 @@ def cut_file(
         check_destination(dst, src, force)  # fail fast, before any work
     with gc_paused():
         model, deferred = load_skeleton(src)
-        cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs,
-                  strides=strides, layout=layout, reference=reference, like=like, load_full=_full_loader(src))
-        return save_model(model, dst, src_dir=src.parent, src=src, force=force, deferred=deferred)
+        _, sizes = _cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs,
+                              strides=strides, layout=layout, reference=reference, like=like,
+                              load_full=_full_loader(src))
+        return save_model(model, dst, src_dir=src.parent, src=src, force=force, deferred=deferred, sizes=sizes)
 
 
 def cut_model(model: onnx.ModelProto, layers: Sequence[str] | None = None, indices: Sequence[int] | None = None,
@@ -167,6 +170,12 @@ def cut_model(model: onnx.ModelProto, layers: Sequence[str] | None = None, indic
 
     ``load_full`` returns the model with its weights, for the one ONNX Runtime run that finds
     renamed levels by value; by default ``model`` itself (then it must hold its weights)."""
+    return _cut_model(model, layers, indices, tensors, keep_outputs, strides, layout, reference, like, load_full)[0]
+
+
+def _cut_model(model: onnx.ModelProto, layers, indices, tensors, keep_outputs, strides, layout, reference, like,
+               load_full) -> tuple[list[Resolution], TensorSizes]:
+    """:func:`cut_model`, and the result's :func:`~graphfeat.onnxfile.tensor_sizes` (for its save)."""
     if layout not in LAYOUT_CHOICES:
         raise GraphfeatError(f"layout must be one of {', '.join(LAYOUT_CHOICES)}, got {layout!r}")
     index = GraphIndex(model)
@@ -180,15 +189,16 @@ def cut_model(model: onnx.ModelProto, layers: Sequence[str] | None = None, indic
     pairs = [(r.tensor if r.resolved_by == "tensor" else r.name, sources[r.name]) for r in picked]
     declared = _declared_types(model, pairs)  # before the renames drop the tensors' value_info
     inferred = _shared_inference(index, pairs)
-    set_outputs(model, index, pairs, keep_existing=keep_outputs)
+    renamed = set_outputs(model, index, pairs, keep_existing=keep_outputs)
     # renames keep the order and new Identity nodes go last: a sorted graph stays sorted
-    cleanup(model, assume_sorted=index.order == list(range(len(index.nodes))))
+    cleanup(model, assume_sorted=index.order == list(range(len(index.nodes))), index=index, renamed=renamed)
+    sizes = tensor_sizes(model)
     try:
-        check_model(model, declared, inferred)  # strict shape inference (types the new outputs) + checker
+        check_model(model, declared, inferred, sizes)  # strict shape inference (types the new outputs) + checker
     except GraphfeatError as exc:
         raise _blame_input(load_full, exc) from None
     write_feature_record(model, _record(index, picked, pairs, model, resolver.metadata.record))
-    return picked
+    return picked, sizes
 
 
 def _full_loader(path: Path) -> Callable[[], onnx.ModelProto]:

@@ -20,7 +20,7 @@ import onnx
 from onnx import external_data_helper
 
 from ..errors import GraphfeatError
-from ..onnxfile import DEFER_MIN_BYTES, all_tensors, tensor_nbytes
+from ..onnxfile import DEFER_MIN_BYTES, TensorSizes, is_external, tensor_nbytes, tensor_sizes
 
 #: tensors up to this size keep their data in the skeleton (shape constants); the same bound as
 #: the wire scan's, so an initializer whose data was left in the file is always stubbed
@@ -73,10 +73,17 @@ def skeleton(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
 
 
 def _is_large(tensor: onnx.TensorProto) -> bool:
-    if external_data_helper.uses_external_data(tensor):
-        return tensor_nbytes(tensor) is not None
-    nbytes = tensor_nbytes(tensor)
-    return nbytes is not None and nbytes > SMALL_TENSOR and tensor.data_type != onnx.TensorProto.STRING
+    return _large_nbytes(tensor) is not None
+
+
+def _large_nbytes(tensor: onnx.TensorProto, nbytes: int | None = None, external: bool | None = None) -> int | None:
+    """The tensor's size if the skeleton leaves its data out (external, or above :data:`SMALL_TENSOR`), else None.
+    ``nbytes``, ``external``: its :func:`tensor_nbytes` and :func:`is_external`, when known."""
+    if external is None:
+        nbytes, external = tensor_nbytes(tensor), is_external(tensor)
+    if nbytes is None or external:
+        return nbytes
+    return nbytes if nbytes > SMALL_TENSOR and tensor.data_type != onnx.TensorProto.STRING else None
 
 
 def _stub(tensor: onnx.TensorProto, out: onnx.TensorProto) -> int:
@@ -187,7 +194,7 @@ class _Types(dict):
 
 
 def check_model(model: onnx.ModelProto, declared: Mapping[str, onnx.TypeProto] | None = None,
-                inferred: Mapping[str, onnx.TypeProto] | None = None) -> None:
+                inferred: Mapping[str, onnx.TypeProto] | None = None, sizes: TensorSizes | None = None) -> None:
     """Validate ``model`` as ``onnx.checker.check_model(full_check=True)`` does, and type its outputs.
 
     A full check is the structural checker plus strict, type-checking shape
@@ -200,7 +207,8 @@ def check_model(model: onnx.ModelProto, declared: Mapping[str, onnx.TypeProto] |
     FusedConv, QuickGelu, ... which onnx cannot infer), the type ONNX Runtime
     gives it. A model with almost no weight bytes (and no external data) is
     checked as it is; otherwise the weight-free skeleton is checked, so no
-    weight is copied or serialized. Raises GraphfeatError when a part fails.
+    weight is copied or serialized (``sizes``: :func:`graphfeat.onnxfile.tensor_sizes` of the model,
+    when the caller has it for the save too). Raises GraphfeatError when a part fails.
 
     Operators of non-standard domains: onnx's checker and inference check the
     graph's structure, every ONNX-domain node and every type they can derive,
@@ -218,7 +226,7 @@ def check_model(model: onnx.ModelProto, declared: Mapping[str, onnx.TypeProto] |
     runs on the result; the structural checker still does. A cut that adds other nodes (the NCHW
     conversions) or a model with operators outside the ONNX domains does not qualify.
     """
-    direct = _checks_directly(model)
+    direct = _checks_directly(model, sizes)
     sk, need = (model, 0) if direct else skeleton(model)
     if inferred is None:
         result = _inference(sk, strict=True)
@@ -300,19 +308,20 @@ def skeleton_file(sk: onnx.ModelProto, need: int) -> Iterator[Path]:
         yield path
 
 
-def _checks_directly(model: onnx.ModelProto) -> bool:
+def _checks_directly(model: onnx.ModelProto, sizes: TensorSizes | None = None) -> bool:
     """Whether checking the model as it is costs less than building its skeleton: no external or
     data-less large tensor (left in the source file by the wire scan), and less than
-    :data:`DIRECT_WEIGHT_BYTES` in large tensors. The walk stops at the first reason not to."""
+    :data:`DIRECT_WEIGHT_BYTES` in large tensors. ``sizes``: :func:`tensor_sizes` of the model."""
     total = 0
-    for tensor in all_tensors(model):  # attribute and subgraph tensors too
-        if external_data_helper.uses_external_data(tensor):
+    for tensor, nbytes, external in sizes if sizes is not None else tensor_sizes(model):  # attribute tensors too
+        if external:
             return False
-        if not _is_large(tensor):
+        nbytes = _large_nbytes(tensor, nbytes, external)
+        if nbytes is None:
             continue
         if not tensor.HasField("raw_data"):
             return False
-        total += tensor_nbytes(tensor)
+        total += nbytes
         if total >= DIRECT_WEIGHT_BYTES:
             return False
     return True

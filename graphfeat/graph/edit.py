@@ -22,8 +22,9 @@ def set_outputs(
     outputs: Sequence[tuple[str, str]],
     types: Mapping[str, onnx.TypeProto] | None = None,
     keep_existing: bool = False,
-) -> None:
-    """Make ``outputs`` (``(output_name, tensor)`` pairs) the graph outputs, in order.
+) -> dict[str, str]:
+    """Make ``outputs`` (``(output_name, tensor)`` pairs) the graph outputs, in order; return the
+    tensors renamed (old name -> new name, for :func:`.prune.cleanup`).
 
     The tensor itself is renamed to the output name when it is an internal
     value; when it cannot be (a kept original output, or a tensor already
@@ -88,6 +89,7 @@ def set_outputs(
         new_outputs.extend(o for o in original if o.name not in names)
     del graph.output[:]
     graph.output.extend(new_outputs)
+    return {old: new for old, new in alias.items() if old != new}
 
 
 def expose(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:

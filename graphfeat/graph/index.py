@@ -8,8 +8,9 @@ misses what a subgraph needs.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from functools import cached_property
+from itertools import chain
 
 import networkx as nx
 import onnx
@@ -57,10 +58,28 @@ def outer_references(graph: onnx.GraphProto) -> set[str]:
 def node_inputs(node: onnx.NodeProto) -> list[str]:
     """Explicit inputs of ``node`` plus the outer-scope names its subgraphs read."""
     names = [n for n in node.input if n]
-    if node.op_type in _CONTROL_FLOW or (node.domain and node.attribute and has_subgraph(node)):
+    if _reads_outer(node.op_type, node.domain, node):
         for sub in subgraphs(node):
             names.extend(sorted(outer_references(sub)))
     return names
+
+
+def nodes_inputs(nodes: list[onnx.NodeProto], op_types: list[str], domains: list[str]) -> list[list[str]]:
+    """:func:`node_inputs` of every node, for a whole graph at once (``op_types``/``domains``: the nodes')."""
+    result = [n.input[:] for n in nodes]
+    for k, names in enumerate(result):
+        if "" in names:
+            result[k] = [n for n in names if n]
+    for k, (op, domain) in enumerate(zip(op_types, domains)):
+        if op in _CONTROL_FLOW or domain:
+            if _reads_outer(op, domain, nodes[k]):
+                result[k] = node_inputs(nodes[k])
+    return result
+
+
+def _reads_outer(op_type: str, domain: str, node: onnx.NodeProto) -> bool:
+    """Whether ``node`` may hold subgraphs reading outer-scope names."""
+    return op_type in _CONTROL_FLOW or bool(domain and node.attribute and has_subgraph(node))
 
 
 #: domains whose operators onnx knows; nodes of other domains are not checked
@@ -76,8 +95,10 @@ class GraphIndex:
     ``consumers`` maps a tensor to the nodes that read it; ``constants`` holds
     every tensor computable without graph inputs (initializers, ``Constant``
     outputs and what is computed from them only); ``order``/``pos`` give a
-    topological order. The networkx view, the bottlenecks and inferred types are
-    computed on first use.
+    topological order. ``inputs_of``, ``outputs_of``, ``data_inputs_of`` and
+    ``node_names`` hold each node's fields as read once (a protobuf read builds
+    new objects every time; passes use these lists, never modify them). The
+    networkx view, the bottlenecks and inferred types are computed on first use.
     """
 
     def __init__(self, model: onnx.ModelProto):
@@ -86,27 +107,35 @@ class GraphIndex:
         self.nodes: list[onnx.NodeProto] = list(graph.node)
         self.initializers: dict[str, onnx.TensorProto] = {t.name: t for t in graph.initializer}
         self.sparse_initializers = {s.values.name for s in graph.sparse_initializer}
-        self.inputs: list[str] = [i.name for i in real_inputs(graph)]
+        self.inputs: list[str] = [i.name for i in real_inputs(graph, self.initializers.keys() | self.sparse_initializers)]
         self.outputs: list[str] = [o.name for o in graph.output]
-        self.inputs_of: list[list[str]] = [node_inputs(n) for n in self.nodes]
-        self.producer: dict[str, int] = {}
-        self.consumers: dict[str, list[int]] = {}
-        for i, node in enumerate(self.nodes):
-            for out in node.output:
-                if out:
-                    if out in self.producer:
-                        raise self._invalid(f"tensor '{out}' is written by two nodes ({self._describe(self.producer[out])} and {self._describe(i)})")
-                    self.producer[out] = i
-            for name in self.inputs_of[i]:
-                self.consumers.setdefault(name, []).append(i)
-        self._check_text()
+        # every node field is read once, here (each protobuf read builds new Python objects)
+        op_types = [n.op_type for n in self.nodes]
+        domains = [n.domain for n in self.nodes]
+        self.inputs_of: list[list[str]] = nodes_inputs(self.nodes, op_types, domains)
+        #: each node's output names as written (empty names of omitted optional outputs included)
+        self.outputs_of: list[list[str]] = [n.output[:] for n in self.nodes]
+        self.node_names: list[str] = [n.name for n in self.nodes]
+        self.producer: dict[str, int] = self._producers()
+        consumers: dict[str, list[int]] = {}
+        for i, names in enumerate(self.inputs_of):
+            for name in names:
+                readers = consumers.get(name)
+                if readers is None:
+                    consumers[name] = [i]
+                else:
+                    readers.append(i)
+        self.consumers = consumers
+        self._check_text(op_types, domains)
         self._check_defined()
-        self._check_ops()
+        self._check_ops(op_types, domains)
         self.order = self._topological_order()
-        self.pos = [0] * len(self.nodes)
-        for p, i in enumerate(self.order):
-            self.pos[i] = p
-        self.constants = self._constant_tensors()
+        self.pos = list(range(len(self.nodes)))
+        if self.order != self.pos:
+            for p, i in enumerate(self.order):
+                self.pos[i] = p
+        #: each node's non-constant inputs (read-only; :meth:`data_inputs` gives a copy)
+        self.constants, self.data_inputs_of = self._constant_tensors()
 
     # -- construction -------------------------------------------------------
     def _describe(self, i: int) -> str:
@@ -117,15 +146,31 @@ class GraphIndex:
     def _invalid(problem: str) -> GraphfeatError:
         return GraphfeatError(f"the model's graph is invalid: {problem}")
 
-    def _check_text(self) -> None:
+    def _producers(self) -> dict[str, int]:
+        """Tensor -> the node writing it; a tensor written twice is refused (the first such write in node order)."""
+        producer = {out: i for i, outs in enumerate(self.outputs_of) for out in outs if out}
+        if len(producer) == sum(len(outs) for outs in self.outputs_of) - sum(outs.count("") for outs in self.outputs_of):
+            return producer
+        producer = {}
+        for i, outs in enumerate(self.outputs_of):
+            for out in outs:
+                if out:
+                    if out in producer:
+                        raise self._invalid(f"tensor '{out}' is written by two nodes ({self._describe(producer[out])} and {self._describe(i)})")
+                    producer[out] = i
+        return producer
+
+    def _check_text(self, op_types: list[str], domains: list[str]) -> None:
         """Every name and op type is text: protobuf hands out ``bytes`` for a string that is not valid UTF-8."""
         names = (self.producer, self.consumers, self.initializers, self.sparse_initializers, self.inputs, self.outputs)
         for group in names:
-            for name in group:
-                if type(name) is not str:
-                    raise self._invalid(f"tensor name {name!r:.80} is not valid UTF-8 text (ONNX names must be UTF-8)")
-        for i, node in enumerate(self.nodes):
-            for what, value in (("op type", node.op_type), ("domain", node.domain), ("name", node.name)):
+            if not set(map(type, group)) <= {str}:
+                name = next(n for n in group if type(n) is not str)
+                raise self._invalid(f"tensor name {name!r:.80} is not valid UTF-8 text (ONNX names must be UTF-8)")
+        if set(map(type, op_types)) | set(map(type, domains)) | set(map(type, self.node_names)) <= {str}:
+            return
+        for i, values in enumerate(zip(op_types, domains, self.node_names)):
+            for what, value in zip(("op type", "domain", "name"), values):
                 if type(value) is not str:
                     raise self._invalid(f"node #{i} has a {what} {value!r:.80} that is not valid UTF-8 text")
 
@@ -134,35 +179,35 @@ class GraphIndex:
         sources = set(self.initializers) | self.sparse_initializers | {i.name for i in self.model.graph.input}
         for name in sources & self.producer.keys():
             raise self._invalid(f"tensor '{name}' is a graph input or initializer and also written by {self._describe(self.producer[name])}")
-        for name, readers in self.consumers.items():
-            if name not in self.producer and name not in sources:
-                raise self._invalid(f"{self._describe(readers[0])} reads '{name}', which no node, input or initializer defines")
+        if self.consumers.keys() - self.producer.keys() - sources:
+            for name, readers in self.consumers.items():
+                if name not in self.producer and name not in sources:
+                    raise self._invalid(f"{self._describe(readers[0])} reads '{name}', which no node, input or initializer defines")
         for name in self.outputs:
             if name not in self.producer and name not in sources:
                 raise self._invalid(f"graph output '{name}' is not computed by any node")
 
-    def _check_ops(self) -> None:
+    def _check_ops(self, op_types: list[str], domains: list[str]) -> None:
         """Every op of the standard domains exists in the opset the model imports (custom domains pass)."""
         versions = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in self.model.opset_import}
         local = {(f.domain, f.name) for f in self.model.functions}
-        seen: set[tuple[str, str]] = set()
-        for i, node in enumerate(self.nodes):
-            key = (node.domain, node.op_type)
-            if key in seen:
-                continue
-            seen.add(key)
-            domain = "" if node.domain == "ai.onnx" else node.domain
+        for key in dict.fromkeys(zip(domains, op_types)):  # each (domain, op) once, in order of first use
+            domain = "" if key[0] == "ai.onnx" else key[0]
             if domain not in _STANDARD_DOMAINS or key in local:
                 continue
             version = versions.get(domain)
             if version is None:
-                raise self._invalid(f"{self._describe(i)} is in domain '{domain or 'ai.onnx'}', for which the model imports no opset")
-            if not onnx.defs.has(node.op_type, version, domain):
-                raise self._invalid(f"{self._describe(i)}: '{node.op_type}' is not an operator of opset {version} of '{domain or 'ai.onnx'}'")
+                raise self._invalid(f"{self._describe(self._first_node(key))} is in domain '{domain or 'ai.onnx'}', for which the model imports no opset")
+            if not onnx.defs.has(key[1], version, domain):
+                raise self._invalid(f"{self._describe(self._first_node(key))}: '{key[1]}' is not an operator of opset {version} of '{domain or 'ai.onnx'}'")
+
+    def _first_node(self, key: tuple[str, str]) -> int:
+        return next(i for i, n in enumerate(self.nodes) if (n.domain, n.op_type) == key)
 
     def _topological_order(self) -> list[int]:
-        producer = self.producer
-        if all(producer.get(name, -1) < i for i, names in enumerate(self.inputs_of) for name in names):
+        producer, consumers = self.producer, self.consumers
+        # already sorted when every tensor's first reader (readers are listed in node order) comes after its writer
+        if all(consumers[t][0] > i for t, i in producer.items() if t in consumers):
             return list(range(len(self.nodes)))
         g = nx.DiGraph()
         g.add_nodes_from(range(len(self.nodes)))
@@ -175,38 +220,33 @@ class GraphIndex:
             cycle = [self._describe(u) for u, _ in nx.find_cycle(g)]
             raise self._invalid(f"it has a cycle: {' -> '.join(cycle[:8])}{' -> ...' if len(cycle) > 8 else ''}") from None
 
-    def _constant_tensors(self) -> set[str]:
+    def _constant_tensors(self) -> tuple[set[str], list[list[str]]]:
+        """The constant tensors, and each node's non-constant inputs (one pass in topological order: a
+        tensor's constness is settled before any reader is visited)."""
         const = set(self.initializers) | self.sparse_initializers
+        data: list[list[str]] = [[]] * len(self.nodes)
+        inputs_of, outputs_of = self.inputs_of, self.outputs_of
         for i in self.order:
-            if all(name in const for name in self.inputs_of[i]):
-                const.update(o for o in self.nodes[i].output if o)
-        return const
+            names = [name for name in inputs_of[i] if name not in const]
+            if names:
+                data[i] = names
+            else:
+                const.update(o for o in outputs_of[i] if o)
+        return const, data
 
     # -- queries ------------------------------------------------------------
     @cached_property
     def tensor_names(self) -> frozenset[str]:
         """Every value name in the top-level graph."""
-        return frozenset(self.producer) | frozenset(self.inputs) | frozenset(self.initializers) | self.sparse_initializers
+        return frozenset(chain(self.producer, self.inputs, self.initializers, self.sparse_initializers))
 
     def is_data_node(self, i: int) -> bool:
         """True for nodes that depend on a graph input (not constant-foldable)."""
-        return any(name not in self.constants for name in self.inputs_of[i])
+        return bool(self.data_inputs_of[i])
 
     def data_inputs(self, i: int) -> list[str]:
         """Inputs of node ``i`` that are not constants."""
-        return [n for n in self.inputs_of[i] if n not in self.constants]
-
-    def successors(self, i: int) -> Iterable[int]:
-        """Nodes reading any output of node ``i``."""
-        for out in self.nodes[i].output:
-            yield from self.consumers.get(out, ())
-
-    def predecessors(self, i: int) -> Iterable[int]:
-        """Nodes writing a non-constant input of node ``i``."""
-        for name in self.data_inputs(i):
-            p = self.producer.get(name)
-            if p is not None:
-                yield p
+        return list(self.data_inputs_of[i])
 
     @cached_property
     def nx_graph(self) -> nx.DiGraph:

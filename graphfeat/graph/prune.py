@@ -10,64 +10,89 @@ the graph size apart from the sort.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 
 import onnx
 
-from .index import GraphIndex, node_inputs, subgraphs
+from .index import GraphIndex, node_inputs, nodes_inputs, subgraphs
 
 
-def needed_tensors(graph: onnx.GraphProto) -> tuple[set[str], list[onnx.NodeProto]]:
-    """Tensors some graph output depends on, and the nodes computing them (reverse walk)."""
-    producer: dict[str, onnx.NodeProto] = {}
-    for node in graph.node:
-        for out in node.output:
-            if out:
-                producer[out] = node
-    needed: set[str] = set()
-    live: list[onnx.NodeProto] = []
-    seen_nodes: set[int] = set()
-    stack = [o.name for o in graph.output]
-    while stack:
-        name = stack.pop()
-        if name in needed:
-            continue
-        needed.add(name)
-        node = producer.get(name)
-        if node is not None and id(node) not in seen_nodes:
-            seen_nodes.add(id(node))
-            live.append(node)
-            needed.update(o for o in node.output if o)
-            stack.extend(n for n in node_inputs(node) if n not in needed)
+def needed_tensors(graph: onnx.GraphProto, index: GraphIndex | None = None,
+                   renamed: Mapping[str, str] | None = None) -> tuple[set[str], set[int]]:
+    """Tensors some graph output depends on, and the positions in ``graph.node`` of the nodes computing
+    them (a reverse walk).
+
+    ``index``: a :class:`GraphIndex` of this graph taken before edits that only renamed tensors
+    (``renamed``: old name -> new name, in every node that writes or reads them) and appended nodes,
+    as :func:`.edit.set_outputs` does; the walk then reads only the nodes those edits touched."""
+    nodes = graph.node
+    if index is None:
+        listed = list(nodes)
+        inputs_of = nodes_inputs(listed, [n.op_type for n in listed], [n.domain for n in listed])
+        outputs_of = [n.output[:] for n in listed]
+        producer = {out: k for k, outs in enumerate(outputs_of) for out in outs if out}
+    else:
+        inputs_of, outputs_of, producer = list(index.inputs_of), list(index.outputs_of), dict(index.producer)
+        touched = {k for old in renamed or () for k in (index.producer.get(old), *index.consumers.get(old, ()))}
+        touched.discard(None)
+        for old in renamed or ():
+            producer.pop(old, None)
+        for k in sorted(touched | set(range(len(index.nodes), len(nodes)))):
+            node = nodes[k]
+            if k < len(inputs_of):
+                inputs_of[k], outputs_of[k] = node_inputs(node), node.output[:]
+            else:
+                inputs_of.append(node_inputs(node))
+                outputs_of.append(node.output[:])
+            producer.update((out, k) for out in outputs_of[k] if out)
+    outputs = [o.name for o in graph.output]
+    get = producer.get
+    live: set[int] = set()
+    stack = list(map(get, outputs))
+    while stack:  # the nodes some output depends on (None: a graph input or initializer)
+        k = stack.pop()
+        if k is not None and k not in live:
+            live.add(k)
+            stack.extend(map(get, inputs_of[k]))
+    needed = set(outputs).union(*(inputs_of[k] for k in live), *(outputs_of[k] for k in live))
+    if "" not in outputs:
+        needed.discard("")  # an omitted optional output
     return needed, live
 
 
-def cleanup(model: onnx.ModelProto, assume_sorted: bool = False) -> onnx.ModelProto:
+def cleanup(model: onnx.ModelProto, assume_sorted: bool = False, *, index: GraphIndex | None = None,
+            renamed: Mapping[str, str] | None = None) -> onnx.ModelProto:
     """Remove nodes, initializers, value_info and functions that no output needs; return ``model``.
 
     Kept nodes stay in their order; if that order is not topological, they
     are sorted topologically (``assume_sorted`` skips that test when the
-    caller knows the order is topological).
+    caller knows the order is topological). ``index`` and ``renamed``: see
+    :func:`needed_tensors` (the result is the same, only faster).
     """
     graph = model.graph
-    nodes = list(graph.node)  # holds the wrappers alive, so ids stay unique
-    needed, live = needed_tensors(graph)
-    live_ids = {id(n) for n in live}
-    if len(live_ids) != len(nodes):
-        graph.node.sort(key=lambda n: id(n) not in live_ids)
-        del graph.node[len(live_ids):]
+    needed, live = needed_tensors(graph, index, renamed)
+    if len(live) != len(graph.node):
+        if max(live, default=-1) == len(live) - 1:  # the dead nodes are the last ones (a cut's head)
+            del graph.node[len(live):]
+        else:
+            nodes = list(graph.node)  # holds the wrappers alive, so ids stay unique
+            live_ids = {id(nodes[k]) for k in live}
+            graph.node.sort(key=lambda n: id(n) not in live_ids)
+            del graph.node[len(live_ids):]
+            del nodes
     if not assume_sorted and not _is_sorted(graph):
         index = GraphIndex(model)
         position = {id(n): index.pos[i] for i, n in enumerate(index.nodes)}
         graph.node.sort(key=lambda n: position[id(n)])
-    del nodes, live
-    consts = {t.name for t in graph.initializer} | {s.values.name for s in graph.sparse_initializer}
-    _retain(graph.initializer, lambda t: t.name in needed)
-    _retain(graph.sparse_initializer, lambda s: s.values.name in needed)
+    initializers = [t.name for t in graph.initializer]
+    sparse = [s.values.name for s in graph.sparse_initializer]
+    consts = set(initializers) | set(sparse)
+    _retain(graph.initializer, [name in needed for name in initializers])
+    _retain(graph.sparse_initializer, [name in needed for name in sparse])
     dropped = consts - needed
-    _retain(graph.input, lambda i: i.name not in dropped)
+    _retain(graph.input, [i.name not in dropped for i in graph.input])
     declared = {o.name for o in graph.output} | {i.name for i in graph.input}
-    _retain(graph.value_info, lambda v: v.name in needed and v.name not in declared)
+    _retain(graph.value_info, [v.name in needed and v.name not in declared for v in graph.value_info])
     _retain_functions(model)
     return model
 
@@ -83,13 +108,13 @@ def _is_sorted(graph: onnx.GraphProto) -> bool:
     return True
 
 
-def _retain(repeated, keep: Callable[[object], bool]) -> None:
-    """Keep the elements for which ``keep`` is true, in order, without copying them."""
-    items = list(repeated)  # holds the wrappers alive, so ids stay unique during the sort
-    flags = {id(x): bool(keep(x)) for x in items}
-    kept = sum(flags.values())
-    if kept == len(items):
+def _retain(repeated, keep: list[bool]) -> None:
+    """Keep the elements whose flag in ``keep`` (one per element) is true, in order, without copying them."""
+    kept = sum(keep)
+    if kept == len(keep):
         return
+    items = list(repeated)  # holds the wrappers alive, so ids stay unique during the sort
+    flags = dict(zip(map(id, items), keep))
     repeated.sort(key=lambda x: not flags[id(x)])
     del repeated[kept:]
     del items
@@ -118,4 +143,4 @@ def _retain_functions(model: onnx.ModelProto) -> None:
         inner: set[tuple[str, str]] = set()
         _ops(by_key[key].node, inner)
         todo.extend(k for k in inner if k in by_key and k not in seen)
-    _retain(model.functions, lambda f: (f.domain, f.name) in seen)
+    _retain(model.functions, [(f.domain, f.name) in seen for f in model.functions])

@@ -44,40 +44,47 @@ _MAX_TAIL = 16
 
 
 def hull(index: GraphIndex, members: Collection[int]) -> set[int]:
-    """``members`` plus every node on a path between two members."""
-    members = {m for m in members if index.is_data_node(m)}
+    """``members`` plus every node on a path between two members.
+
+    Such a node lies between the first and the last member in topological order; one pass over that
+    span forward finds what the members reach, one pass backward what reaches them."""
+    producer, consumers, data_inputs_of = index.producer.get, index.consumers, index.data_inputs_of
+    members = {m for m in members if data_inputs_of[m]}  # the data nodes
     if not members:
         return set()
-    lo = min(index.pos[m] for m in members)
-    hi = max(index.pos[m] for m in members)
-    forward = _reach(members, lambda i: index.successors(i), lambda i: index.pos[i] <= hi)
-    backward = _reach(members, lambda i: index.predecessors(i), lambda i: index.pos[i] >= lo)
+    positions = [index.pos[m] for m in members]
+    span = index.order[min(positions): max(positions) + 1]
+    forward = set(members)
+    for j in span:  # reached from a member: a data input written by a reached node
+        if j not in forward and not forward.isdisjoint(map(producer, data_inputs_of[j])):
+            forward.add(j)
+    backward = set(members)
+    outputs_of = index.outputs_of
+    for j in reversed(span):  # reaches a member: a data node whose output a reaching node reads
+        if j not in backward and data_inputs_of[j]:
+            for out in outputs_of[j]:
+                if not backward.isdisjoint(consumers.get(out, ())):
+                    backward.add(j)
+                    break
     return (forward & backward) | members
-
-
-def _reach(start: Collection[int], step, allowed) -> set[int]:
-    seen = set(start)
-    stack = list(start)
-    while stack:
-        for j in step(stack.pop()):
-            if j not in seen and allowed(j):
-                seen.add(j)
-                stack.append(j)
-    return seen
 
 
 def exits(index: GraphIndex, region: set[int]) -> list[str]:
     """Feature tensors written in ``region`` and read outside it (or graph outputs), in order."""
     outputs = set(index.outputs)
+    consumers, outputs_of = index.consumers, index.outputs_of
+    inside = region.issuperset
+    leaving = {  # nodes with an output read outside (the only candidates)
+        i for i in region for out in outputs_of[i] if out and (out in outputs or not inside(consumers.get(out, ())))
+    }
     found = []
-    for i in sorted(region, key=index.pos.__getitem__):
-        node = index.nodes[i]
-        if node.op_type in SHAPE_OPS:
+    for i in sorted(leaving, key=index.pos.__getitem__):
+        if index.nodes[i].op_type in SHAPE_OPS:
             continue
-        for out in node.output:
+        for out in outputs_of[i]:
             if not out:
                 continue
-            readers = [c for c in index.consumers.get(out, ()) if c not in region]
+            readers = [c for c in consumers.get(out, ()) if c not in region]
             if out in outputs or any(not _is_shape_arg(index, c, out) for c in readers):
                 found.append(out)
     return found
@@ -94,8 +101,8 @@ def _is_shape_arg(index: GraphIndex, consumer: int, tensor: str) -> bool:
 
 def entries(index: GraphIndex, region: set[int]) -> set[str]:
     """Non-constant tensors read by ``region`` but written outside it."""
-    inside = {o for i in region for o in index.nodes[i].output}
-    return {n for i in region for n in index.data_inputs(i) if n not in inside}
+    producer, data_inputs_of = index.producer.get, index.data_inputs_of
+    return {n for i in region for n in data_inputs_of[i] if producer(n) not in region}
 
 
 def extend_tail(
@@ -174,16 +181,21 @@ def _merge_step(index, region, outs, owned):
         node = index.nodes[m]
         if node.op_type not in MERGE_OPS or owned(m) or not node.output or not node.output[0]:
             return None
-    inside = {o for i in region for o in index.nodes[i].output}
-    allowed = set(ends) | inside | entries(index, region)
+    extra = set(ends)
+    producer = index.producer.get
+
+    def allowed(name: str) -> bool:  # an exit, a merge's result, or written or read in the region (an entry)
+        return (name in extra or producer(name) in region
+                or any(c in region for c in index.consumers.get(name, ())))
+
     merged: set[int] = set()
     waiting = sorted(readers, key=index.pos.__getitem__)
     while True:  # a merge may read another one's result: (a + b) + c, concat(slice + shortcut, slice)
-        ready = [m for m in waiting if all(n in allowed for n in index.data_inputs(m))]
+        ready = [m for m in waiting if all(allowed(n) for n in index.data_inputs_of[m])]
         if not ready:
             break
         merged.update(ready)
-        allowed.update(index.nodes[m].output[0] for m in ready)
+        extra.update(index.nodes[m].output[0] for m in ready)
         waiting = [m for m in waiting if m not in merged]
     if not merged:
         return None

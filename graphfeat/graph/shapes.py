@@ -1,6 +1,7 @@
 """Types and shapes as plain Python: a TypeProto's dims, and the model's real (image) input."""
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 
 import onnx
@@ -25,9 +26,11 @@ def shape_of(tp: onnx.TypeProto | None) -> Shape | None:
     return dims
 
 
-def real_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
-    """The graph inputs a caller feeds: every ``graph.input`` that is not an initializer (old IRs list them)."""
-    constant = {t.name for t in graph.initializer} | {s.values.name for s in graph.sparse_initializer}
+def real_inputs(graph: onnx.GraphProto, constant: Container[str] | None = None) -> list[onnx.ValueInfoProto]:
+    """The graph inputs a caller feeds: every ``graph.input`` that is not an initializer (old IRs list them).
+    ``constant``: the names of the graph's initializers and sparse initializers, when the caller has them."""
+    if constant is None:
+        constant = {t.name for t in graph.initializer} | {s.values.name for s in graph.sparse_initializer}
     return [i for i in graph.input if i.name not in constant]
 
 

@@ -10,23 +10,26 @@ writes files through the names listed here.
 from .external import materialize_external_data, validate_external_data
 from .load import as_path, check_sane, load_model, load_skeleton, materialize_deferred
 from .save import atomic_write, check_destination, save_model
-from .tensors import all_tensors, holds_data, tensor_nbytes
+from .tensors import TensorSizes, all_tensors, holds_data, is_external, tensor_nbytes, tensor_sizes
 from .wire import DEFER_MIN_BYTES, Deferred
 
 __all__ = [
     "DEFER_MIN_BYTES",
     "Deferred",
+    "TensorSizes",
     "all_tensors",
     "as_path",
     "atomic_write",
     "check_destination",
     "check_sane",
     "holds_data",
+    "is_external",
     "load_model",
     "load_skeleton",
     "materialize_deferred",
     "materialize_external_data",
     "save_model",
     "tensor_nbytes",
+    "tensor_sizes",
     "validate_external_data",
 ]

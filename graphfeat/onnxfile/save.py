@@ -21,7 +21,7 @@ from . import wire
 from . import external
 from .external import ExternalRange, external_info, external_range
 from . import fileio
-from .tensors import all_tensors, external_tensors, raw_bytes, tensor_nbytes
+from .tensors import TensorSizes, all_tensors, external_tensors, is_external, raw_bytes, tensor_sizes
 from .wire import Deferred
 
 #: protobuf's hard limit; above it a model must use external data
@@ -73,6 +73,7 @@ def save_model(
     src: str | os.PathLike | None = None,
     force: bool = False,
     deferred: Deferred | None = None,
+    sizes: TensorSizes | None = None,
 ) -> Path:
     """Write ``model`` to ``dst`` atomically; see the module docstring for external data.
 
@@ -80,30 +81,31 @@ def save_model(
     (the source model's directory). ``src`` is the input file, protected from
     being overwritten without ``force``. ``deferred`` is what
     :func:`load_skeleton` returned: the data of those initializers is streamed
-    from the source file. ``model`` may be modified (external data locations
-    rewritten).
+    from the source file. ``sizes``: :func:`.tensors.tensor_sizes` of ``model`` as it is, when the
+    caller has it. ``model`` may be modified (external data locations rewritten).
     """
     dst = Path(dst)
     check_destination(dst, Path(src) if src is not None else None, force)
     try:
-        return _save(model, dst, src_dir, force, deferred)
+        return _save(model, dst, src_dir, force, deferred, sizes)
     except GraphfeatError:
         raise
     except OSError as exc:
         raise _output_error(dst, exc) from None
 
 
-def _save(model: onnx.ModelProto, dst: Path, src_dir, force: bool, deferred: Deferred | None) -> Path:
+def _save(model: onnx.ModelProto, dst: Path, src_dir, force: bool, deferred: Deferred | None,
+          sizes: TensorSizes | None) -> Path:
     data_name = dst.name + ".data"
     data_dst = dst.parent / data_name
     jobs: list[tuple[onnx.TensorProto, Callable[[BinaryIO], int]]] = []
     ext: list[onnx.TensorProto] = []
     embedded = 0  # bytes of tensor data in the proto, from dims and dtype (``ByteSize`` would serialize)
-    for tensor in all_tensors(model):
-        if external_data_helper.uses_external_data(tensor):
+    for tensor, nbytes, outside in sizes if sizes is not None else tensor_sizes(model):
+        if outside:
             ext.append(tensor)
         else:
-            embedded += tensor_nbytes(tensor) or 0
+            embedded += nbytes or 0
     if ext:
         if src_dir is None:
             raise GraphfeatError("the model references external data but its source directory is unknown")
@@ -115,7 +117,7 @@ def _save(model: onnx.ModelProto, dst: Path, src_dir, force: bool, deferred: Def
                 jobs.append((tensor, _copy_range_job(rng)))
     if embedded > PROTO_LIMIT - LIMIT_MARGIN:
         for tensor in all_tensors(model):
-            if external_data_helper.uses_external_data(tensor):
+            if is_external(tensor):
                 continue
             if deferred is not None and wire.is_pending(tensor, deferred):
                 jobs.append((tensor, _range_job(deferred.open, *deferred.ranges[tensor.name], deferred.path)))

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import onnx
-from onnx import external_data_helper
 
 _ITEMSIZE: dict[int, int] = {}
+_HALF_BYTE = -1  # the item size of 4-bit types
+_EXTERNAL = onnx.TensorProto.EXTERNAL
 _TENSOR, _TENSORS = onnx.AttributeProto.TENSOR, onnx.AttributeProto.TENSORS
 _GRAPH, _GRAPHS = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
 #: standard-domain ops that may hold tensor or graph attributes
@@ -17,59 +17,88 @@ _FOUR_BIT = {
 }
 
 
-def all_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
-    """Every TensorProto in the model: initializers and attribute tensors, subgraphs included."""
+def all_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
+    """Every TensorProto in the model: initializers and attribute tensors, subgraphs included.
+    (A list: built by ``extend`` over the repeated fields, it costs a fraction of a generator's yields.)"""
+    found: list[onnx.TensorProto] = []
 
-    def walk(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-        yield from graph.initializer
+    def walk(graph: onnx.GraphProto) -> None:
+        found.extend(graph.initializer)
         for sparse in graph.sparse_initializer:
-            yield sparse.values
-            yield sparse.indices
+            found.append(sparse.values)
+            found.append(sparse.indices)
         for node in graph.node:
             if not node.domain and node.op_type not in _TENSOR_ATTR_OPS:
                 continue  # standard ops without tensor or graph attributes
             for attr in node.attribute:
                 kind = attr.type
                 if kind == _TENSOR:
-                    yield attr.t
+                    found.append(attr.t)
                 elif kind == _TENSORS:
-                    yield from attr.tensors
+                    found.extend(attr.tensors)
                 elif kind == _GRAPH:
-                    yield from walk(attr.g)
+                    walk(attr.g)
                 elif kind == _GRAPHS:
                     for sub in attr.graphs:
-                        yield from walk(sub)
+                        walk(sub)
 
-    yield from walk(model.graph)
+    walk(model.graph)
     for func in model.functions:
         for node in func.node:
             for attr in node.attribute:
                 if attr.HasField("t"):
-                    yield attr.t
-                yield from attr.tensors
+                    found.append(attr.t)
+                found.extend(attr.tensors)
+    return found
+
+
+def is_external(tensor: onnx.TensorProto) -> bool:
+    """Whether ``tensor``'s data lives in an external file (``external_data_helper.uses_external_data``:
+    an unset ``data_location`` reads as DEFAULT)."""
+    return tensor.data_location == _EXTERNAL
 
 
 def external_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
     """Tensors whose data lives in an external file."""
-    return [t for t in all_tensors(model) if external_data_helper.uses_external_data(t)]
+    return [t for t in all_tensors(model) if is_external(t)]
+
+
+#: a model's tensors (:func:`all_tensors` order), each with its :func:`tensor_nbytes` and :func:`is_external`
+TensorSizes = list[tuple[onnx.TensorProto, "int | None", bool]]
+
+
+def tensor_sizes(model: onnx.ModelProto) -> TensorSizes:
+    """Every tensor of ``model`` with its raw size and whether its data is external: the one walk that the
+    check and the save of a model share (valid until a tensor is added, removed or changed)."""
+    tensors = all_tensors(model)
+    return list(zip(tensors, map(tensor_nbytes, tensors), map(is_external, tensors)))
 
 
 def tensor_nbytes(tensor: onnx.TensorProto) -> int | None:
     """Bytes the tensor's data takes in raw form, or None (strings, unknown types)."""
-    n = math.prod(tensor.dims)
     dtype = tensor.data_type
-    if dtype in _FOUR_BIT:
-        return (n + 1) // 2
     size = _ITEMSIZE.get(dtype)
     if size is None:
+        size = _itemsize(dtype)
+    n = math.prod(tensor.dims[:])  # a list: iterating the repeated field itself is slower
+    if size == _HALF_BYTE:
+        return (n + 1) // 2
+    return n * size if size else None
+
+
+def _itemsize(dtype: int) -> int:
+    """Bytes per element of ``dtype`` (0: unknown or strings; :data:`_HALF_BYTE` for 4-bit types), cached."""
+    if dtype in _FOUR_BIT:
+        size = _HALF_BYTE
+    else:
         try:
             size = onnx.helper.tensor_dtype_to_np_dtype(dtype).itemsize
         except (KeyError, TypeError, ValueError):
             size = 0
         if dtype == onnx.TensorProto.STRING:
             size = 0
-        _ITEMSIZE[dtype] = size
-    return n * size if size else None
+    _ITEMSIZE[dtype] = size
+    return size
 
 
 _DATA_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
@@ -78,7 +107,7 @@ _DATA_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double
 def holds_data(tensor: onnx.TensorProto) -> bool:
     """Whether ``tensor`` carries its data (embedded, or a reference to an external file); False for a
     deferred initializer of a skeleton (:func:`graphfeat.onnxfile.load_skeleton`: dims, no data)."""
-    if tensor.HasField("raw_data") or external_data_helper.uses_external_data(tensor):
+    if tensor.HasField("raw_data") or is_external(tensor):
         return True
     return math.prod(tensor.dims) == 0 or any(len(getattr(tensor, f)) for f in _DATA_FIELDS)
 

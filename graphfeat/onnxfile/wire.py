@@ -140,11 +140,12 @@ def _scan_model(buf, size: int) -> tuple[bytes, dict[str, tuple[int, int]]]:
         if wire != _LEN or graphs > 1:
             raise _Unusual
         graph = _scan_graph(buf, value_start, value_end, ranges)
-        out += _key(_MODEL_GRAPH) + _encode_varint(len(graph)) + graph
+        if graph is not None:  # (None: nothing deferred, and scan() returns None; no copy is made)
+            out += _key(_MODEL_GRAPH) + _encode_varint(len(graph)) + graph
     return bytes(out), ranges
 
 
-def _scan_graph(buf, start: int, end: int, ranges: dict[str, tuple[int, int]]) -> bytearray:
+def _scan_graph(buf, start: int, end: int, ranges: dict[str, tuple[int, int]]) -> bytearray | None:
     out = bytearray()
     copied = start  # buf[copied:pos] is still to be copied verbatim
     pos = start
@@ -170,6 +171,8 @@ def _scan_graph(buf, start: int, end: int, ranges: dict[str, tuple[int, int]]) -
         out += buf[copied:field_start]
         out += _key(_GRAPH_INITIALIZER) + _encode_varint(len(tensor)) + tensor
         copied = pos
+    if copied == start:
+        return None  # no tensor deferred
     out += buf[copied:end]
     return out
 

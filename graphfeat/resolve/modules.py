@@ -13,8 +13,9 @@ a max-pool, which the strategy may still place).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from ..errors import GraphfeatError
@@ -59,23 +60,102 @@ def full_paths(parts: Iterable[str]) -> list[str]:
     return out
 
 
+class ModuleTree(Mapping[str, list[int]]):
+    """The module tree of a strategy: module path -> its nodes (those of every module below it included,
+    each node once per scope chain that puts it there, in the order they were added), and
+    :attr:`children` (module -> its child modules; ``""``: the top level).
+
+    A node comes with its *chain*, the modules enclosing it outermost first (``layer1``, ``layer1.0``,
+    ``layer1.0.conv1``). Chains are only recorded as they come; the tree is built when first needed,
+    and whether a module exists, or which exist, is answered from the chains alone (a strategy that
+    does not know a name never builds it). A module's node list is gathered when first asked for."""
+
+    def __init__(self, rank: Callable[[int], int] | None = None):
+        """``rank``: the order nodes are added in (None: increasing node index)."""
+        self._rank = rank
+        self._added: list[tuple[int, Sequence[str]]] = []  # (node, chain), until the tree is built
+        self._paths: dict[str, None] | None = None  # every module, in order of first use
+        self._built = False
+        self._through: dict[str, list[list[int]]] = {}  # path -> the node lists of the chains through it
+        self._chain_nodes: dict[tuple[str, ...], list[int]] = {}
+        self._children: dict[str, set[str]] = {}
+        self._gathered: dict[str, list[int]] = {}
+
+    def add(self, node: int, paths: Sequence[str]) -> None:
+        """Record ``node`` as a member of each module in ``paths`` (outermost first)."""
+        if self._built:
+            self._add(node, paths)
+            self._gathered.clear()
+        else:
+            self._added.append((node, paths))
+        if self._paths is not None:
+            self._paths.update(dict.fromkeys(paths))
+
+    @property
+    def children(self) -> dict[str, set[str]]:
+        """Module -> its child modules (``""``: the top level)."""
+        self._build()
+        return self._children
+
+    def _build(self) -> None:
+        if not self._built:
+            self._built = True
+            for node, paths in self._added:
+                self._add(node, paths)
+            self._added = []
+
+    def _add(self, node: int, paths: Sequence[str]) -> None:
+        key = tuple(paths)
+        nodes = self._chain_nodes.get(key)
+        if nodes is None:  # the first node of this chain: link its modules into the tree
+            nodes = self._chain_nodes[key] = []
+            parent = ""
+            for path in key:
+                self._children.setdefault(parent, set()).add(path)
+                self._through.setdefault(path, []).append(nodes)
+                parent = path
+        nodes.append(node)
+
+    def _known(self) -> dict[str, None]:
+        if self._paths is None:
+            self._paths = dict.fromkeys(self._through) if self._built else dict.fromkeys(
+                path for _, paths in self._added for path in paths)
+        return self._paths
+
+    def __getitem__(self, name: str) -> list[int]:
+        gathered = self._gathered.get(name)
+        if gathered is None:
+            self._build()
+            lists = self._through[name]
+            gathered = list(lists[0]) if len(lists) == 1 else sorted(chain.from_iterable(lists), key=self._rank)
+            self._gathered[name] = gathered
+        return gathered
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._known()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._known())
+
+    def __len__(self) -> int:
+        return len(self._known())
+
+
 class ModuleStrategy:
     """Base for strategies that know which nodes belong to which module."""
 
     resolved_by = ""
 
-    def __init__(self, index: GraphIndex):
+    def __init__(self, index: GraphIndex, rank: Callable[[int], int] | None = None):
+        """``rank``: the order the strategy adds nodes in (None: increasing node index)."""
         self.index = index
-        self.members: dict[str, list[int]] = {}
-        self.children: dict[str, set[str]] = {}
+        self.members = ModuleTree(rank)
         self._cache: dict[str, Resolution | GraphfeatError | None] = {}
 
-    def _add(self, node: int, paths: list[str]) -> None:
-        parent = ""
-        for path in paths:
-            self.members.setdefault(path, []).append(node)
-            self.children.setdefault(parent, set()).add(path)
-            parent = path
+    @property
+    def children(self) -> dict[str, set[str]]:
+        """Module -> its child modules (``""``: the top level)."""
+        return self.members.children
 
     @property
     def available(self) -> bool:

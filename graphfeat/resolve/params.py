@@ -64,37 +64,51 @@ def op_types_for(leaf: str) -> set[str]:
     return _ALIASES.get(stem, {stem} if stem else set())
 
 
+def _chain(module: str, chains: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """``a.b.c`` -> ``(a, a.b, a.b.c)``, from the parent's chain when ``chains`` has it (and recorded there)."""
+    parent = module.rpartition(".")[0]
+    chain = ((chains.get(parent) or _chain(parent, chains)) if parent else ()) + (module,)
+    chains[module] = chain
+    return chain
+
+
 class ParameterStrategy(ModuleStrategy):
     """Resolve a module by the initializers its nodes read (see the module docstring)."""
 
     resolved_by = "parameters"
 
     def __init__(self, index: GraphIndex):
-        super().__init__(index)
-        self.owners: dict[int, set[str]] = {}
+        super().__init__(index, index.pos.__getitem__)  # nodes are added in topological order
+        #: node -> the module owning it (a set when several do)
+        self.owners: dict[int, str | set[str]] = {}
         self._regions: dict[str, set[int]] = {}
         self._covers: dict[str, tuple[list[int] | set[int], set[int]]] = {}
-        tensor_owner: dict[str, set[str]] = {}
-        for name in index.initializers:
-            if _PARAM.match(name):
-                tensor_owner[name] = {name.rsplit(".", 1)[0]}
+        # tensor -> its owning module, or the set of them when several own it (a Constant-only op's output)
+        tensor_owner: dict[str, str | set[str]] = {name: name.rsplit(".", 1)[0] for name in filter(_PARAM.match, index.initializers)}
         if not tensor_owner:
             return
+        chains: dict[str, tuple[str, ...]] = {}  # module -> its path from the top (``a``, ``a.b``)
+        inputs_of, data_inputs_of, outputs_of = index.inputs_of, index.data_inputs_of, index.outputs_of
         for i in index.order:
-            own: set[str] = set()
-            for name in index.inputs_of[i]:
-                if name in tensor_owner:
-                    own |= tensor_owner[name]
-            if not own:
+            owning = [tensor_owner[name] for name in inputs_of[i] if name in tensor_owner]
+            if not owning:
                 continue
-            if not index.is_data_node(i):
-                for out in index.nodes[i].output:
+            own = owning[0]
+            if len(owning) > 1 or type(own) is not str:
+                if type(own) is not str or any(o != own for o in owning):
+                    own = set()  # (in reading order, as iterating it adds the modules to the tree)
+                    for o in owning:
+                        if type(o) is str:
+                            own.add(o)
+                        else:
+                            own |= o
+            if not data_inputs_of[i]:
+                for out in outputs_of[i]:
                     tensor_owner[out] = own
                 continue
             self.owners[i] = own
-            for module in own:
-                parts = module.split(".")
-                self._add(i, [".".join(parts[: k + 1]) for k in range(len(parts))])
+            for module in (own,) if type(own) is str else own:
+                self.members.add(i, chains.get(module) or _chain(module, chains))
 
     def _region(self, name: str) -> tuple[set[int], list[str]]:
         region = hull(self.index, self.members[name])

@@ -27,8 +27,10 @@ NAME_SCOPES = "pkg.torch.onnx.name_scopes"
 NAMESPACE = "namespace"
 
 
-def node_scopes(node: onnx.NodeProto) -> list[str]:
-    """Full module paths enclosing ``node`` (outermost first); empty if it carries no scope."""
+def node_scopes(node: onnx.NodeProto, cache: dict[str, list[str]] | None = None) -> list[str]:
+    """Full module paths enclosing ``node`` (outermost first); empty if it carries no scope.
+    ``cache``: the paths of the node-name scopes parsed so far (the nodes of one module share one list,
+    which the caller must not modify)."""
     if node.metadata_props:
         props = {p.key: p.value for p in node.metadata_props}
         if NAME_SCOPES in props:
@@ -41,10 +43,17 @@ def node_scopes(node: onnx.NodeProto) -> list[str]:
         if NAMESPACE in props:
             entries = props[NAMESPACE].split("/")
             return full_paths(e.split(":", 1)[0] for e in entries[1:-1])
-    name = node.name
-    if name.startswith("/") and name.count("/") >= 2:
-        return full_paths(name.split("/")[1:-1])
-    return []
+    return _name_scopes(node.name, {} if cache is None else cache)
+
+
+def _name_scopes(name: str, cache: dict[str, list[str]]) -> list[str]:
+    """The module paths a TorchScript node name records (``/layer1/layer1.0/conv1/Conv``: all but the last
+    component), parsed once per scope (``cache``)."""
+    scope = name.rpartition("/")[0]
+    paths = cache.get(scope)
+    if paths is None:
+        paths = cache[scope] = full_paths(scope.split("/")[1:]) if scope.startswith("/") else []
+    return paths
 
 
 class ScopeStrategy(ModuleStrategy):
@@ -54,10 +63,12 @@ class ScopeStrategy(ModuleStrategy):
 
     def __init__(self, index: GraphIndex):
         super().__init__(index)
-        for i, node in enumerate(index.nodes):
-            paths = node_scopes(node)
+        cache: dict[str, list[str]] = {}
+        add = self.members.add
+        for i, (node, name) in enumerate(zip(index.nodes, index.node_names)):
+            paths = node_scopes(node, cache) if node.metadata_props else _name_scopes(name, cache)
             if paths:
-                self._add(i, paths)
+                add(i, paths)
 
     def _output(self, name: str) -> str | None:
         if name not in self.members:
