@@ -148,6 +148,11 @@ def seeded_weights(model: nn.Cell, key: tuple, seed: int | None, in_channels: in
         _WEIGHTS_CACHE.popitem(last=False)
 
 
+def clear_weights_cache() -> None:
+    """Forget the seeded weights :func:`seeded_weights` keeps (a long-lived process between unrelated models)."""
+    _WEIGHTS_CACHE.clear()
+
+
 class _Calibrator(nn.Cell):
     """Runs ``net`` once with its BatchNorms in batch-statistics mode (own compile cache)."""
 

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import fcntl
+import gc
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,16 @@ def assert_close_rel(actual: np.ndarray, expected: np.ndarray, rtol: float = 1e-
     assert float(expected.std()) > 1e-6, f"{what}: the reference is degenerate (std {expected.std():.3g})"
     err = float(np.abs(actual - expected).max())
     assert err <= rtol * scale, f"{what}: max abs err {err:.3g} > {rtol} x max|ref| {scale:.3g}"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_models_after_module():
+    """After each test module, drop the MindSpore models and weights the helpers cached, so that a worker's
+    memory is what one module needs, not every model it has built (vgg16: 1 GB; cleared, it is returned)."""
+    yield
+    if "ms_helpers" in sys.modules:
+        sys.modules["ms_helpers"].release_models()
+        gc.collect()
 
 
 @pytest.fixture

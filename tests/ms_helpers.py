@@ -22,13 +22,13 @@ def representatives() -> list[str]:
     return reps
 
 
-@lru_cache(maxsize=4)  # a few: each holds its compiled MindSpore graphs
+@lru_cache(maxsize=2)  # each holds its weights (tests/conftest.py clears these after every module)
 def features(name: str, seed: int = 0, out_indices: tuple | None = None):
     """A cached features-only model."""
     return exporters.create_model(name, seed=seed, features_only=True, out_indices=out_indices)
 
 
-@lru_cache(maxsize=4)  # a few: each holds its compiled MindSpore graphs
+@lru_cache(maxsize=2)
 def classifier(name: str, seed: int = 0):
     """A cached full classifier."""
     return exporters.create_model(name, seed=seed)
@@ -39,3 +39,12 @@ def levels(model, x: np.ndarray) -> list[np.ndarray]:
     out = model(Tensor(x))
     assert isinstance(out, tuple), "the feature model must return a tuple (lists do not export)"
     return [o.asnumpy() for o in out]
+
+
+def release_models() -> None:
+    """Drop the cached models and seeded weights (their memory goes back to the system)."""
+    from exporters.init import clear_weights_cache
+
+    features.cache_clear()
+    classifier.cache_clear()
+    clear_weights_cache()

@@ -39,8 +39,7 @@ def test_strides_on_a_stripped_export(exported, name):
     anon, renamed = anonymize(original)
     back = {new: old for old, new in renamed.items()}
     assert read_metadata(anon) is None and graphfeat.feature_levels(anon) == []  # nothing resolves by name
-    cut = onnx.ModelProto()
-    cut.CopyFrom(anon)
+    cut = anon  # cut in place: no second copy of the weights (vgg11: 0.5 GB)
     picked = graphfeat.cut_model(cut, strides=[4, 8, 16, 32])
     onnx.checker.check_model(cut, full_check=True)
     source = {r.name: back[r.tensor] for r in picked}  # the tensor each level is, in the named original
