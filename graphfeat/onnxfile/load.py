@@ -10,9 +10,11 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import onnx
+from google.protobuf.internal import api_implementation
 from google.protobuf.message import DecodeError
 
 from ..errors import GraphfeatError
@@ -33,10 +35,27 @@ def as_path(value: object, what: str = "a path to an ONNX file or an onnx.ModelP
     raise GraphfeatError(f"expected {what}, got {type(value).__name__}")
 
 
+_warned_slow_protobuf = False
+
+
+def warn_if_protobuf_is_pure_python() -> None:
+    """Warn once per process when protobuf runs in pure Python, where ONNX files parse and serialize 10-60x
+    slower. ``PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python`` selects it; importing MindSpore before onnx
+    or graphfeat sets that variable when it is unset."""
+    global _warned_slow_protobuf
+    if _warned_slow_protobuf or api_implementation.Type() != "python":
+        return
+    _warned_slow_protobuf = True
+    warnings.warn("protobuf runs in pure Python in this process (PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python; "
+                  "importing MindSpore before onnx or graphfeat sets it): ONNX files load and save 10-60x slower. "
+                  "Import graphfeat first, or unset the variable before Python starts", stacklevel=3)
+
+
 def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     """Parse ``path`` without reading external weights; raise GraphfeatError on bad files.
 
     The parse reads the file through ``mmap`` where it can (:func:`.fileio.regular_file_bytes`)."""
+    warn_if_protobuf_is_pure_python()
     path = as_path(path)
     model = onnx.ModelProto()
     with regular_file_bytes(path) as data:
@@ -55,6 +74,7 @@ def load_skeleton(path: str | os.PathLike) -> tuple[onnx.ModelProto, Deferred | 
     initializers in the file (:mod:`.wire`). Returns the model, whose deferred
     initializers hold dims and type but no data, and where that data lies (None if nothing
     was deferred). :func:`save_model` given the same ``deferred`` streams the data into place."""
+    warn_if_protobuf_is_pure_python()
     path = as_path(path)
     fd = open_regular(path)
     try:
