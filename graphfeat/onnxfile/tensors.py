@@ -4,10 +4,10 @@ from __future__ import annotations
 import math
 
 import onnx
+from onnx import external_data_helper
 
 _ITEMSIZE: dict[int, int] = {}
 _HALF_BYTE = -1  # the item size of 4-bit types
-_EXTERNAL = onnx.TensorProto.EXTERNAL
 _TENSOR, _TENSORS = onnx.AttributeProto.TENSOR, onnx.AttributeProto.TENSORS
 _GRAPH, _GRAPHS = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
 #: standard-domain ops that may hold tensor or graph attributes
@@ -52,10 +52,8 @@ def all_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
     return found
 
 
-def is_external(tensor: onnx.TensorProto) -> bool:
-    """Whether ``tensor``'s data lives in an external file (``external_data_helper.uses_external_data``:
-    an unset ``data_location`` reads as DEFAULT)."""
-    return tensor.data_location == _EXTERNAL
+#: whether a tensor's data lives in an external file: onnx's own test, under the name this package uses
+is_external = external_data_helper.uses_external_data
 
 
 def external_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
