@@ -6,14 +6,16 @@ The steps, in order:
    feature wrapper with the same weights (seed or checkpoint);
 2. ``mindspore.onnx.export`` (opset 11, IR 4) into a temp file;
 3. post-process: dynamic batch on every output, producer fields;
-4. find, for each feature level, the ONNX tensor whose values equal the
-   MindSpore level on a seeded probe input (``exporters.proof.match_levels``);
-5. upgrade the opset with ``onnx.version_converter`` (on the weight-free skeleton),
-   kept when the proof still holds after;
-6. record the levels under ``graphfeat.feature_info``, prove the record on the
-   file as saved, run the checker, prove the classifier output and, for a dynamic
-   batch, that two images at once give what each gives alone (one ONNX Runtime
-   session for all three), and save atomically.
+4. upgrade the opset with ``onnx.version_converter`` (on the weight-free skeleton);
+5. find, for each feature level, the ONNX tensor of the upgraded graph whose
+   values equal the MindSpore level on a seeded probe input
+   (``exporters.proof.match_levels``): run on the graph as it will be saved,
+   the match is the proof of the record. When a level matches nothing after
+   the upgrade, the export keeps opset 11 and matches there;
+6. record the levels under ``graphfeat.feature_info``, run the checker, prove
+   the classifier output and, for a dynamic batch, that two images at once give
+   what each gives alone (in the match's ONNX Runtime session), and save
+   atomically.
 
 The MindSpore reference runs are eager (PYNATIVE_MODE, bit-identical to
 GRAPH_MODE here): the only graph compile is the ONNX export's own.
@@ -471,6 +473,9 @@ def export_model(
 
     with phase("MindSpore ONNX export"):
         model = _mindspore_export(net, probe, output_names, dynamic=not static_batch)
+    # MindSpore names the graph with its process-wide counters (``434_1_..._construct_17``): a stable name keeps
+    # the file the same byte for byte however many exports its process made before (``graphfeat.runtime.Worker``)
+    model.graph.name = model_name
     report = ExportReport(model_name, str(path), 0, 0, 0.0, opset=11)
     if dynamic_size:
         report.dynamic_size, report.second_size = True, second_size
@@ -486,25 +491,6 @@ def export_model(
         if n := _free_batch_in_resizes(model):
             report.notes.append(f"freed the batch dimension of {n} constant Resize size(s)")
     feeds = {INPUT_NAME: probe}
-    with phase("match levels (ORT)"):
-        types = infer_types(model)  # the tensors keep their names and types through the opset upgrade
-        tensors = match_levels(model, feeds, levels, names, rtol, types)
-
-    record = build_record(
-        [{"index": k, "name": n, "chs": info.channels(i), "reduction": info.reduction(i), "tensor": t,
-          **({"source_index": i} if features_only else {})}
-         for k, (i, n, t) in enumerate(zip(selected, names, tensors))],
-        model=model_name,
-        features_only=features_only,
-        input={"name": INPUT_NAME, "shape": [1 if static_batch else BATCH_DIM, in_channels,
-                                             *(SPATIAL if dynamic_size else input_size)]},
-        input_size=list(input_size),
-        seed=None if checkpoint_path or is_cell else seed,
-        checkpoint=os.path.basename(checkpoint_path) if checkpoint_path else None,
-        versions=_versions(),
-        **({"cell_factory": factory} if factory else {}),
-        **({"dynamic_size": True, "proven_sizes": [input_size, second_size]} if dynamic_size else {}),
-    )
     try:
         with phase("opset upgrade"):
             candidates = [(_upgrade_opset(model, opset), opset)]
@@ -513,26 +499,17 @@ def export_model(
         report.notes.append(f"kept opset 11: upgrade to {opset} failed ({str(exc).splitlines()[0][:200]})")
     if not candidates or candidates[0][0] is not model:
         candidates.append((model, 11))
-    # the file as it will be saved, in one ONNX Runtime session with the recorded tensors (and the logits)
-    # exposed: the record at batch 1, the classifier output, then the batch-2 proof; an upgraded opset
-    # whose record does not hold falls back to opset 11
-    wanted = list(dict.fromkeys(tensors if features_only else [*tensors, OUTPUT_NAME]))
+    # The graph as it will be saved, in one ONNX Runtime session with every candidate tensor and the logits
+    # exposed: the match finds each level's tensor, and so proves the record on this very graph (the metrics
+    # below); the same session then proves the classifier output and runs the batch-2 proof. An upgraded
+    # opset on which a level matches no tensor falls back to opset 11.
+    also = [] if features_only else [OUTPUT_NAME]
     for k, (candidate, version) in enumerate(candidates):
-        with phase("record + fingerprints"):
-            _add_fingerprints(record, candidate, levels)
-            write_metadata(candidate, record)
-            candidate.producer_name = "graphfeat"
-            candidate.producer_version = f"{record['versions']['graphfeat']} (MindSpore {ms.__version__})"
         try:
-            with phase("prove record (ORT)"):
-                with exposed(candidate, wanted, types):
-                    run = session(candidate, "onnxruntime")
-                try:
-                    values = run(feeds)
-                except Exception as exc:  # ORT raises its own exception types
-                    raise GraphfeatError(f"ONNX Runtime could not run the model: "
-                                         f"{str(exc).strip().splitlines()[0]}") from None
-                metrics = check_levels(values, tensors, levels, names, rtol)
+            with phase("match + prove levels (ORT)"):
+                # the candidate's own types: the converter can add tensors (say, an int64 axes input)
+                found = match_levels(candidate, feeds, levels, names, rtol, infer_types(candidate), also=also)
+                metrics = check_levels(found.values, found.tensors, levels, names, rtol)
         except GraphfeatError as exc:
             if k == len(candidates) - 1:
                 raise
@@ -540,6 +517,28 @@ def export_model(
             continue
         model, report.opset = candidate, version
         break
+    tensors, values, run = found.tensors, found.values, found.run
+    wanted = list(dict.fromkeys([*tensors, *also]))
+    with phase("record + fingerprints"):
+        record = build_record(
+            [{"index": k, "name": n, "chs": info.channels(i), "reduction": info.reduction(i), "tensor": t,
+              **({"source_index": i} if features_only else {})}
+             for k, (i, n, t) in enumerate(zip(selected, names, tensors))],
+            model=model_name,
+            features_only=features_only,
+            input={"name": INPUT_NAME, "shape": [1 if static_batch else BATCH_DIM, in_channels,
+                                                 *(SPATIAL if dynamic_size else input_size)]},
+            input_size=list(input_size),
+            seed=None if checkpoint_path or is_cell else seed,
+            checkpoint=os.path.basename(checkpoint_path) if checkpoint_path else None,
+            versions=_versions(),
+            **({"cell_factory": factory} if factory else {}),
+            **({"dynamic_size": True, "proven_sizes": [input_size, second_size]} if dynamic_size else {}),
+        )
+        _add_fingerprints(record, model, levels)
+        write_metadata(model, record)
+        model.producer_name = "graphfeat"
+        model.producer_version = f"{record['versions']['graphfeat']} (MindSpore {ms.__version__})"
     try:
         # onnx.checker.check_model(full_check=True) on the weight-free skeleton: the same structural check and
         # strict shape inference, without serializing the weights (ONNX Runtime has loaded them above)
@@ -556,7 +555,7 @@ def export_model(
     if not static_batch:
         with phase("prove batch 2 (ORT)"):
             _prove_batch(model, probe, wanted, rtol, run=run, probe_values=values)
-    del run
+    del run, found, values  # the session and its exposed values: free them before the save
     if dynamic_size:
         with phase("prove second size (MindSpore + ORT)"):
             report.second_size_worst_rel = _prove_size(model, net, feature_model, positions, tensors, names,

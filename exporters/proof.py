@@ -2,13 +2,15 @@
 
 The export runs the MindSpore feature wrapper and the ONNX graph on the same
 seeded probe input; a level's tensor is the first one in node order whose
-values equal the level within tolerance (:func:`match_levels`).
-:func:`prove_levels` checks a record again after each transformation (:func:`check_levels`
-on values already run).
+values equal the level within tolerance (:func:`match_levels`). Run on the file
+as it will be saved, the match is also the proof of its record: the values it
+returns are checked by :func:`check_levels`, and its session runs the other proofs.
+:func:`prove_levels` checks a record again on a model of its own.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -44,19 +46,30 @@ def candidate_tensors(model: onnx.ModelProto, shapes: Iterable[tuple],
     return out
 
 
+@dataclass
+class LevelMatch:
+    """What :func:`match_levels` found, and the ONNX Runtime session it ran."""
+
+    tensors: list[str]  #: the tensor of each level, in the levels' order
+    values: dict[str, np.ndarray]  #: every exposed tensor's value on the feeds
+    run: Callable[[dict], dict[str, np.ndarray]]  #: the session, for more runs with the same outputs
+
+
 def match_levels(model: onnx.ModelProto, feeds: dict[str, np.ndarray], expected: Sequence[np.ndarray],
                  names: Sequence[str], rtol: float = DEFAULT_RTOL,
-                 types: Mapping[str, onnx.TypeProto] | None = None) -> list[str]:
+                 types: Mapping[str, onnx.TypeProto] | None = None, also: Sequence[str] = ()) -> LevelMatch:
     """The tensor of ``model`` that holds each expected level.
 
-    Every float tensor of a fitting shape is run; a level's tensor is the first
-    one in node order whose values equal the level within ``rtol`` (copies made
-    later by Identity-like ops lose the tie). Raises ``GraphfeatError`` naming
-    each level that no tensor matches, with the closest candidate.
+    Every float tensor of a fitting shape is run, in one ONNX Runtime session
+    that also exposes ``also`` (say, the classifier output); a level's tensor is
+    the first one in node order whose values equal the level within ``rtol``
+    (copies made later by Identity-like ops lose the tie). Raises
+    ``GraphfeatError`` naming each level that no tensor matches, with the
+    closest candidate.
     """
     types = infer_types(model) if types is None else types  # one shape inference for both uses
     candidates = candidate_tensors(model, [e.shape for e in expected], types)
-    values = _run_exposed(model, feeds, candidates, types) if candidates else {}
+    values, run = _run_exposed(model, feeds, list(dict.fromkeys([*candidates, *also])), types)
     found, problems = [], []
     for name, ref in zip(names, expected):
         best, best_rel = None, float("inf")
@@ -83,15 +96,17 @@ def match_levels(model: onnx.ModelProto, feeds: dict[str, np.ndarray], expected:
             "no ONNX tensor equals the MindSpore output of feature level(s) " + ", ".join(problems)
             + f" within rtol {rtol}; the export cannot record where these layers are"
         )
-    return found
+    return LevelMatch(found, values, run)
 
 
 def _run_exposed(model: onnx.ModelProto, feeds: dict[str, np.ndarray], names: Sequence[str],
-                 types: Mapping[str, onnx.TypeProto]) -> dict[str, np.ndarray]:
+                 types: Mapping[str, onnx.TypeProto]) -> tuple[dict[str, np.ndarray], Callable]:
+    if not names:
+        return {}, lambda feeds: {}
     with exposed(model, names, types):
         run = session(model, "onnxruntime")
     try:
-        return run(feeds)
+        return run(feeds), run
     except Exception as exc:  # ORT raises its own exception types
         raise GraphfeatError(f"ONNX Runtime could not run the model: {str(exc).strip().splitlines()[0]}") from None
 
