@@ -7,7 +7,9 @@ Each variant is one ``python -m graphfeat export MODEL ... --jobs N`` into a fre
 the variants alternate per run, so they see the same machine load. ``--jobs 1`` leaves MindSpore and
 ONNX Runtime their own thread counts; ``--jobs N>1`` gives each worker cores/N threads of each
 (``GRAPHFEAT_THREADS``). ``--threads-default`` adds the variant ``--jobs 2`` with the libraries'
-default threads (the environment variable set to 0), to show what the cap does.
+default threads (the environment variable set to 0), to show what the cap does. ``--base REV`` adds each
+``--jobs`` variant of the code at commit REV (checked out into a temporary ``git worktree``), in the same
+alternation.
 """
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ from _common import ROOT, machine_note, secs, table  # noqa: E402
 MODELS = ["resnet18", "mobilenet_v3_small_100", "efficientnet_b0", "repvgg_a0"]
 
 
-def run_once(models: list[str], jobs: int, size: int, env_extra: dict) -> float:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), GLOG_v="3", **env_extra)
+def run_once(models: list[str], jobs: int, size: int, env_extra: dict, code_root: Path = ROOT) -> float:
+    env = dict(os.environ, PYTHONPATH=str(code_root), GLOG_v="3", **env_extra)
     with tempfile.TemporaryDirectory(prefix="graphfeat-export-jobs-") as tmp:
         cmd = [sys.executable, "-m", "graphfeat", "export", *models, "--jobs", str(jobs),
                "--input-size", str(size), str(size)]
@@ -47,25 +49,35 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--threads-default", action="store_true",
                    help="also --jobs 2 with each library's default thread count")
+    p.add_argument("--base", help="also run each --jobs variant with the code at this commit")
     args = p.parse_args()
     print(machine_note())
-    variants = [(f"--jobs {j}", j, {}) for j in args.jobs]
-    if args.threads_default:
-        variants.append(("--jobs 2, default threads", 2, {"GRAPHFEAT_THREADS": "0"}))
-    times: dict[str, list[float]] = {label: [] for label, _, _ in variants}
-    for run in range(args.runs):
-        for label, jobs, env in variants:
-            t = run_once(args.models, jobs, args.size, env)
-            times[label].append(t)
-            print(f"  run {run + 1}: {label} {secs(t)}", flush=True)
-    base = statistics.median(times[variants[0][0]])
-    rows = [[label, secs(statistics.median(times[label])), f"{statistics.median(times[label]) / base:.2f}"]
-            for label, _, _ in variants]
+    with tempfile.TemporaryDirectory(prefix="graphfeat-export-jobs-base-") as tmp:
+        variants = [(f"--jobs {j}", j, {}, ROOT) for j in args.jobs]
+        if args.base:
+            base = Path(tmp) / "base"
+            subprocess.run(["git", "worktree", "add", "--detach", str(base), args.base], cwd=ROOT, check=True,
+                           capture_output=True)
+            variants += [(f"{args.base} --jobs {j}", j, {}, base) for j in args.jobs]
+        if args.threads_default:
+            variants.append(("--jobs 2, default threads", 2, {"GRAPHFEAT_THREADS": "0"}, ROOT))
+        times: dict[str, list[float]] = {label: [] for label, _, _, _ in variants}
+        try:
+            for run in range(args.runs):
+                for label, jobs, env, root in variants:
+                    t = run_once(args.models, jobs, args.size, env, root)
+                    times[label].append(t)
+                    print(f"  run {run + 1}: {label} {secs(t)}", flush=True)
+        finally:
+            if args.base:
+                subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
+    first = statistics.median(times[variants[0][0]])
+    rows = [[label, secs(statistics.median(times[label])), f"{statistics.median(times[label]) / first:.2f}"]
+            for label, _, _, _ in variants]
     print(f"\n### graphfeat export {' '.join(args.models)}, {args.size} px, {os.cpu_count()} cores "
           f"(median of {args.runs})\n")
     print(table(["variant", "wall", f"vs {variants[0][0]}"], rows))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

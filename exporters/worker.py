@@ -1,10 +1,16 @@
-"""Run one MindSpore job in this (fresh) process and print its result as JSON.
+"""Run MindSpore jobs in this process and print each result as JSON.
 
 This is the worker side of the protocol in ``graphfeat.runtime.workers``.
-``graphfeat export`` runs every export here, in a new process: a failed
+``graphfeat export`` runs every export here, out of its own process: a failed
 MindSpore export leaves the process unable to export again, and MindSpore's
-log lines stay out of the user's terminal. The last stdout line is
+log lines stay out of the user's terminal.
+
+``python -m exporters.worker JOB ARGS`` runs one job; the last stdout line is
 ``{"ok": true, "result": {...}}`` or ``{"ok": false, "error": "..."}``.
+``python -m exporters.worker --serve MAX_RSS_MB`` runs one job per stdin line
+(``{"job": ..., "args": ...}``) and answers each on a stdout line that starts
+with ``ANSWER_PREFIX``; the answer says ``"last": true`` when the process ends
+after it: after a failed job, or when it holds more than MAX_RSS_MB of memory.
 """
 from __future__ import annotations
 
@@ -63,18 +69,42 @@ def _models(args: dict) -> list[str]:
 JOBS = {"export": _export, "levels": _levels, "models": _models}
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    job, args = argv[0], json.loads(argv[1])
+def _run(job: str, args: dict) -> dict:
     try:
-        result = {"ok": True, "result": JOBS[job](args)}
+        return {"ok": True, "result": JOBS[job](args)}
     except Exception as exc:  # reported to the parent, which decides how to show it
         from graphfeat.errors import GraphfeatError
 
         kind = "user" if isinstance(exc, (GraphfeatError, FileNotFoundError)) else "internal"
-        result = {"ok": False, "kind": kind, "error": str(exc) or type(exc).__name__}
-    sys.stdout.write("\n" + json.dumps(result) + "\n")
-    sys.stdout.flush()
+        return {"ok": False, "kind": kind, "error": str(exc) or type(exc).__name__}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _serve(max_rss_mb: float) -> None:
+    from graphfeat.runtime import ANSWER_PREFIX
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        answer = _run(request["job"], request["args"])
+        answer["last"] = not answer["ok"] or _rss_mb() > max_rss_mb
+        sys.stdout.write("\n" + ANSWER_PREFIX + json.dumps(answer) + "\n")
+        sys.stdout.flush()
+        if answer["last"]:
+            break
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[0] == "--serve":
+        _serve(float(argv[1]))
+    else:
+        result = _run(argv[0], json.loads(argv[1]))
+        sys.stdout.write("\n" + json.dumps(result) + "\n")
+        sys.stdout.flush()
     # MindSpore prints harmless Cell.__del__ tracebacks at interpreter exit; skip them.
     os._exit(0)
 

@@ -30,14 +30,14 @@ case "$cmd" in
     main) setup "$VENV" mindspore,test,plot,openvino,toolchain,mindcv; exec "$VENV/bin/graphfeat" demo "$@" ;;
     test)
         setup .venv-core test
-        echo "== core suite (graphfeat without MindSpore, .venv-core)"
+        # one pytest-xdist worker per core, at most 4 (in the second suite each holds its own MindSpore,
+        # ~1-3 GB); GRAPHFEAT_TEST_WORKERS=0 runs the tests in pytest's own process
+        workers=${GRAPHFEAT_TEST_WORKERS:-$(n=$(nproc); echo $(( n < 4 ? n : 4 )))}
+        echo "== core suite (graphfeat without MindSpore, .venv-core, $workers workers)"
         # exit code 5 means "nothing selected" (say, by -k): fine as long as one of the two runs tested something
-        rc_core=0; .venv-core/bin/python -m pytest tests/core "$@" || rc_core=$?
+        rc_core=0; .venv-core/bin/python -m pytest -n "$workers" tests/core "$@" || rc_core=$?
         if [ "$rc_core" != 0 ] && [ "$rc_core" != 5 ]; then exit "$rc_core"; fi
         setup "$VENV" mindspore,test,plot,openvino,toolchain,mindcv
-        # one pytest-xdist worker per core, at most 4 (each holds its own MindSpore, ~1-3 GB);
-        # GRAPHFEAT_TEST_WORKERS=0 runs them in this process
-        workers=${GRAPHFEAT_TEST_WORKERS:-$(n=$(nproc); echo $(( n < 4 ? n : 4 )))}
         # each worker's MindSpore and ONNX Runtime, and the export workers it starts, get cores/workers
         # threads (GRAPHFEAT_THREADS, as `graphfeat export --jobs N` does), so that they do not oversubscribe
         if [ "$workers" -gt 1 ] && [ -z "${GRAPHFEAT_THREADS:-}" ]; then

@@ -73,16 +73,19 @@ def exported(tmp_path_factory):
 
     ``options`` are ``export_in_worker``'s (``dynamic_size``, ``second_size``, ``features_only``, ...).
     Returns ``(onnx_path, reference_path, report)``. Needs MindSpore. The export runs the way
-    ``graphfeat export`` runs it, in a worker process (so its MindSpore graphs do not stay in this
-    process's memory), and its files are shared by every pytest-xdist worker of the run: the first
-    worker to ask exports under a file lock, the others wait and reuse it.
+    ``graphfeat export A B C`` runs it, in a worker process (so its MindSpore graphs do not stay in this
+    process's memory) that this session keeps for its next export (``graphfeat.runtime.Worker``: MindSpore
+    starts once, not once per export). Its files are shared by every pytest-xdist worker of the run: the
+    first worker to ask exports under a file lock, the others wait and reuse it.
     """
     pytest.importorskip("mindspore")
     from exporters.onnx_export import ExportReport
-    from graphfeat.runtime import export_in_worker
+    from graphfeat.runtime import Worker, export_in_worker
 
     cache: dict = {}
     root = _shared_dir(tmp_path_factory, "exports")
+    worker = Worker(max_rss_mb=1024)  # a new process after a job that leaves it larger (a test worker's MindSpore
+    # and its export worker's sit side by side)
 
     def get(name: str, size: tuple = (64, 64), **options):
         key = (name, tuple(size), json.dumps(options, sort_keys=True))
@@ -93,12 +96,13 @@ def exported(tmp_path_factory):
             with open(root / f"{stem}.lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 if not done.exists():
-                    report = export_in_worker(name, path, input_size=size, reference=ref, **options)
+                    report = export_in_worker(name, path, input_size=size, reference=ref, worker=worker, **options)
                     done.write_text(json.dumps(report))
             cache[key] = (path, ref, ExportReport(**json.loads(done.read_text())))
         return cache[key]
 
-    return get
+    yield get
+    worker.close()
 
 
 def pytest_addoption(parser):

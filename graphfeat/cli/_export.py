@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from ..errors import GraphfeatError
-from ..runtime import export_in_worker, registered_models
+from ..runtime import Worker, export_in_worker, registered_models
 from ._format import export_report, export_summary
 
 
@@ -22,8 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cell-kwargs", default="{}", metavar="JSON", help="keyword arguments of --cell's factory")
     p.add_argument("--all", action="store_true", help="export every registered model into models_onnx/")
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                   help="with --all or several models: N exports at a time, each in its own worker process, "
-                        "whose MindSpore and ONNX Runtime get cores/N threads (default 1)")
+                   help="with --all or several models: N exports at a time in N worker processes (each kept for "
+                        "its next export), whose MindSpore and ONNX Runtime get cores/N threads (default 1)")
     p.add_argument("-o", "--output", help="output file (default: models_onnx/MODEL.onnx)")
     p.add_argument("--input-size", nargs=2, type=int, default=[224, 224], metavar=("H", "W"))
     p.add_argument("--checkpoint", default="", help="MindSpore .ckpt to load (default: seeded random weights)")
@@ -41,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace, model: str | None, output: str | None, reference: str | None,
-            threads: int | None = None) -> dict:
+            worker: Worker | None = None) -> dict:
     cell_kwargs = None
     if getattr(args, "cell", None):
         try:
@@ -56,7 +57,7 @@ def _export(args: argparse.Namespace, model: str | None, output: str | None, ref
                             static_batch=args.static_batch, features_only=args.features_only,
                             out_indices=args.out_indices, reference=reference, opset=args.opset, force=args.force,
                             cell=getattr(args, "cell", None), cell_kwargs=cell_kwargs,
-                            dynamic_size=args.dynamic_size, second_size=args.second_size, threads=threads)
+                            dynamic_size=args.dynamic_size, second_size=args.second_size, worker=worker)
 
 
 def _report(r: dict) -> str:
@@ -85,23 +86,36 @@ def run(args: argparse.Namespace) -> int:
     if args.output or args.reference:
         raise GraphfeatError("--all and several MODELs write models_onnx/MODEL.onnx; -o and --reference work "
                              "with one MODEL")
-    names = registered_models() if args.all else list(dict.fromkeys(args.model))
-    return _export_many(args, names)
-
-
-def _export_many(args: argparse.Namespace, names: list[str]) -> int:
-    """Export ``names`` with ``args.jobs`` worker processes at a time; one line per model as it finishes."""
-    jobs = min(args.jobs, len(names))
+    jobs = min(args.jobs, len(args.model)) if args.model else args.jobs
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    workers = [Worker(threads=threads) for _ in range(jobs)]
+    try:
+        names = registered_models(workers[0]) if args.all else list(dict.fromkeys(args.model))
+        return _export_many(args, names, workers[:len(names)])
+    finally:
+        for worker in workers:
+            worker.close()
+
+
+def _export_many(args: argparse.Namespace, names: list[str], workers: list[Worker]) -> int:
+    """Export ``names`` on ``workers`` (one export at a time each, each process kept for its next export);
+    one line per model as it finishes."""
     failed: list[str] = []
     reports: dict[str, dict] = {}
     start = time.perf_counter()
     width = len(str(len(names)))
+    idle: queue.Queue[Worker] = queue.Queue()
+    for worker in workers:
+        idle.put(worker)
 
     def one(name: str) -> dict:
-        return _export(args, name, None, None, threads=threads)
+        worker = idle.get()
+        try:
+            return _export(args, name, None, None, worker=worker)
+        finally:
+            idle.put(worker)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads only wait: each export is its own process
+    with ThreadPoolExecutor(max_workers=len(workers)) as pool:  # threads only wait: the exports run in workers
         futures = {pool.submit(one, name): name for name in names}
         for done, future in enumerate(as_completed(futures), 1):
             name = futures[future]
@@ -112,7 +126,7 @@ def _export_many(args: argparse.Namespace, names: list[str]) -> int:
                 failed.append(name)
                 line = f"{name}: FAILED: {exc}"
             print(f"[{done:>{width}}/{len(names)}] {line}", flush=True)
-    print(f"{len(names)} export(s) in {time.perf_counter() - start:.0f}s with {jobs} worker(s)", flush=True)
+    print(f"{len(names)} export(s) in {time.perf_counter() - start:.0f}s with {len(workers)} worker(s)", flush=True)
     if reports:
         print("\n" + export_summary([reports[n] for n in names if n in reports]))
     if failed:

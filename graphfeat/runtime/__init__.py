@@ -13,10 +13,11 @@ from .precision import (DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, Cri
 from .pyramid import FeaturePyramid
 from .sessions import RUNTIMES, ProviderWarning, Session, run_onnxruntime, session
 from .verification import VerifyReport, reference_inputs, verify, verify_runtimes
-from .workers import (INSTALL_HINT, export_in_worker, mindspore_available, mindspore_levels, registered_models, run_job,
-                      worker_threads)
+from .workers import (ANSWER_PREFIX, INSTALL_HINT, Worker, export_in_worker, mindspore_available, mindspore_levels,
+                      registered_models, run_job, worker_threads)
 
 __all__ = [
+    "ANSWER_PREFIX",
     "DEFAULT_MIN_COSINE",
     "DEFAULT_MIN_SQNR",
     "DEFAULT_RTOL",
@@ -31,6 +32,7 @@ __all__ = [
     "ProviderWarning",
     "Session",
     "VerifyReport",
+    "Worker",
     "compare_level",
     "criterion_for",
     "export_in_worker",

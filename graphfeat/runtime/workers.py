@@ -1,11 +1,18 @@
-"""The one protocol for MindSpore work: a fresh ``python -m exporters.worker JOB ARGS`` process.
+"""The one protocol for MindSpore work: ``python -m exporters.worker`` processes.
 
 ``graphfeat`` never imports MindSpore itself. Each job's arguments go out as
-JSON; the worker's last stdout line is ``{"ok": true, "result": ...}`` or
-``{"ok": false, "kind": "user"|"internal", "error": "..."}``. The jobs, one
-client function each: ``export`` (:func:`export_in_worker`), ``levels``
-(:func:`mindspore_levels`) and ``models`` (:func:`registered_models`). Without
-the ``mindspore`` extra they raise a GraphfeatError that says how to install it.
+JSON; the answer is ``{"ok": true, "result": ...}`` or ``{"ok": false, "kind":
+"user"|"internal", "error": "..."}``. The jobs, one client function each:
+``export`` (:func:`export_in_worker`), ``levels`` (:func:`mindspore_levels`)
+and ``models`` (:func:`registered_models`). Without the ``mindspore`` extra
+they raise a GraphfeatError that says how to install it.
+
+By default a job runs in a fresh ``python -m exporters.worker JOB ARGS``
+process, whose last stdout line is the answer. A :class:`Worker` instead keeps
+one process (``--serve``) for a series of jobs, sparing MindSpore's start-up
+(1.5-4 s) after the first; it starts afresh after a failed job (a failed
+MindSpore export leaves its process unable to export again) and when the
+process has grown past a memory bound.
 """
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,28 +53,132 @@ def worker_threads() -> int | None:
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
-def run_job(job: str, args: dict[str, Any], what: str, threads: int | None = None) -> Any:
-    """Run ``job`` in a worker process and return its result, or raise ``GraphfeatError``.
-    ``threads`` caps the worker's MindSpore and ONNX Runtime threads (``GRAPHFEAT_THREADS``, unless the
-    environment sets it already)."""
-    if not mindspore_available():
-        raise GraphfeatError(f"{what} needs MindSpore, which is not installed; {INSTALL_HINT}")
+def _worker_env(threads: int | None) -> dict[str, str]:
     env = dict(os.environ, GLOG_v=os.environ.get("GLOG_v", "3"))
     if threads:
         env.setdefault(THREADS_VAR, str(threads))  # one set by the user wins (0: the libraries' defaults)
-    proc = subprocess.run(
-        [sys.executable, "-m", "exporters.worker", job, json.dumps(args)],
-        capture_output=True, text=True, env=env,
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if not lines:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise GraphfeatError(f"{what} failed: the MindSpore worker exited with code {proc.returncode}:\n{tail}")
-    result = json.loads(lines[-1])
+    return env
+
+
+def _answer(result: dict, what: str) -> Any:
     if not result["ok"]:
         prefix = "" if result.get("kind") == "user" else "internal error: "
         raise GraphfeatError(f"{what} failed: {prefix}{result['error']}")
     return result["result"]
+
+
+def _crashed(what: str, code: int | None, stderr: str) -> GraphfeatError:
+    tail = "\n".join(stderr.strip().splitlines()[-15:])
+    return GraphfeatError(f"{what} failed: the MindSpore worker exited with code {code}:\n{tail}")
+
+
+#: the line prefix of a served job's answer on the worker's stdout (other output may come before it)
+ANSWER_PREFIX = "graphfeat-answer "
+#: a served worker ends after the job that leaves it above this resident memory (MiB)
+DEFAULT_MAX_RSS_MB = 2048
+
+
+class Worker:
+    """One MindSpore worker process for a series of jobs: ``worker.run(job, args, what)``.
+
+    The process starts at the first job and answers each on one stdout line.
+    It ends after a failed job and after a job that leaves it above
+    ``max_rss_mb`` of memory; the next job starts a new one. :meth:`close` (or
+    leaving a ``with`` block) ends it. One job at a time: give each thread its
+    own Worker. ``threads``: see :func:`run_job`.
+    """
+
+    def __init__(self, threads: int | None = None, max_rss_mb: int = DEFAULT_MAX_RSS_MB) -> None:
+        self.threads = threads
+        self.max_rss_mb = max_rss_mb
+        self.started = 0  #: processes started so far
+        self._proc: subprocess.Popen | None = None
+        self._stderr = None
+        self._lock = threading.Lock()
+
+    def _start(self) -> subprocess.Popen:
+        self._stderr = tempfile.TemporaryFile(mode="w+", prefix="graphfeat-worker-")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "exporters.worker", "--serve", str(self.max_rss_mb)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+            env=_worker_env(self.threads))
+        self.started += 1
+        return self._proc
+
+    def run(self, job: str, args: dict[str, Any], what: str) -> Any:
+        """Run ``job`` in this worker's process and return its result, or raise ``GraphfeatError``."""
+        if not mindspore_available():
+            raise GraphfeatError(f"{what} needs MindSpore, which is not installed; {INSTALL_HINT}")
+        with self._lock:
+            proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
+            self._stderr.seek(0)
+            self._stderr.truncate()
+            try:
+                proc.stdin.write(json.dumps({"job": job, "args": args}) + "\n")
+                proc.stdin.flush()
+            except BrokenPipeError:
+                pass  # it died: the read below finds no answer
+            answer = None
+            for line in proc.stdout:
+                if line.startswith(ANSWER_PREFIX):
+                    answer = json.loads(line[len(ANSWER_PREFIX):])
+                    break
+            if answer is None:  # the process died
+                proc.wait()
+                self._stderr.seek(0)
+                stderr = self._stderr.read()
+                self._end()
+                raise _crashed(what, proc.returncode, stderr)
+            if answer.get("last"):  # it ends after this job
+                self._end()
+        return _answer(answer, what)
+
+    def _end(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def close(self) -> None:
+        """End the worker process, if one runs."""
+        with self._lock:
+            self._end()
+
+    def __enter__(self) -> "Worker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def run_job(job: str, args: dict[str, Any], what: str, threads: int | None = None,
+            worker: Worker | None = None) -> Any:
+    """Run ``job`` in a fresh worker process (or in ``worker``'s) and return its result, or raise
+    ``GraphfeatError``. ``threads`` caps the worker's MindSpore and ONNX Runtime threads
+    (``GRAPHFEAT_THREADS``, unless the environment sets it already); a ``worker`` has its own."""
+    if worker is not None:
+        return worker.run(job, args, what)
+    if not mindspore_available():
+        raise GraphfeatError(f"{what} needs MindSpore, which is not installed; {INSTALL_HINT}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "exporters.worker", job, json.dumps(args)],
+        capture_output=True, text=True, env=_worker_env(threads),
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise _crashed(what, proc.returncode, proc.stderr)
+    return _answer(json.loads(lines[-1]), what)
 
 
 def export_in_worker(model: str | None, output: str | os.PathLike | None = None, *,
@@ -75,11 +187,12 @@ def export_in_worker(model: str | None, output: str | os.PathLike | None = None,
                      out_indices: Sequence[int] | None = None, reference: str | os.PathLike | None = None,
                      opset: int = 17, force: bool = False, cell: str | None = None,
                      cell_kwargs: dict | None = None, dynamic_size: bool = False,
-                     second_size: Sequence[int] | None = None, threads: int | None = None) -> dict:
+                     second_size: Sequence[int] | None = None, threads: int | None = None,
+                     worker: Worker | None = None) -> dict:
     """Export the registered ``model``, or (``model=None``) the cell that the factory ``cell``
     (``package.module:factory``, importable from the working directory or PYTHONPATH) returns when
     called with ``cell_kwargs``, in a fresh worker; the export report as a dict (see
-    ``exporters.export_model`` for the arguments). ``threads``: see :func:`run_job`."""
+    ``exporters.export_model`` for the arguments). ``threads``, ``worker``: see :func:`run_job`."""
     if (model is None) == (cell is None):
         raise GraphfeatError("give one registered MODEL name or --cell package.module:factory")
     return run_job("export", {
@@ -97,7 +210,7 @@ def export_in_worker(model: str | None, output: str | os.PathLike | None = None,
         "force": force,
         "dynamic_size": dynamic_size,
         "second_size": None if second_size is None else list(second_size),
-    }, what=f"export of {model or cell}", threads=threads)
+    }, what=f"export of {model or cell}", threads=threads, worker=worker)
 
 
 def mindspore_levels(model_name: str, names: Sequence[str], x: np.ndarray, checkpoint: str = "",
@@ -113,6 +226,6 @@ def mindspore_levels(model_name: str, names: Sequence[str], x: np.ndarray, check
         return [data[f"level/{n}"] for n in names]
 
 
-def registered_models() -> list[str]:
-    """The names in the exporters' registry, listed by a worker."""
-    return run_job("models", {}, what="graphfeat export --all")
+def registered_models(worker: Worker | None = None) -> list[str]:
+    """The names in the exporters' registry, listed by a fresh worker (or by ``worker``)."""
+    return run_job("models", {}, what="graphfeat export --all", worker=worker)
