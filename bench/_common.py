@@ -120,12 +120,12 @@ def median(results: list[dict], key: str = "seconds") -> float:
 # -- models ------------------------------------------------------------------------
 def ensure_export(model: str, static_batch: bool = False, log: Callable[[str], None] = print) -> Path:
     """``bench/.cache/MODEL.onnx`` (``MODEL.static.onnx`` with a fixed batch of 1), exported with
-    ``graphfeat export`` if missing (1-2 min each, more for HRNet). SystemExit if the export fails."""
+    ``graphfeat export`` if missing (5-30 s each at 224 px here). SystemExit if the export fails."""
     path = CACHE / f"{model}{'.static' if static_batch else ''}.onnx"
     if path.exists():
         return path
     CACHE.mkdir(exist_ok=True)
-    log(f"exporting {model} -> {path.relative_to(ROOT)} (needs the mindspore extra; 1-2 min) ...")
+    log(f"exporting {model} -> {path.relative_to(ROOT)} (needs the mindspore extra; 5-30 s) ...")
     t0 = time.perf_counter()
     cmd = [PYTHON, "-m", "graphfeat", "export", model, "-o", str(path)] + (["--static-batch"] if static_batch else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)

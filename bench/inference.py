@@ -5,7 +5,7 @@ MindSpore feature wrapper, the deepest-level-only cut and the full classifier.
     .venv/bin/python bench/inference.py --models resnet18 vgg11 --full
 
 One model per family (``--models`` chooses), exported at 224 px into
-``bench/.cache`` if missing (needs the mindspore extra, 1-2 min each). Per
+``bench/.cache`` if missing (needs the mindspore extra, 5-30 s each). Per
 model and batch size (1 and 8) it reports medians of:
 
 * **MindSpore**: ``exporters.create_model(name, features_only=True,
