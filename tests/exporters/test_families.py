@@ -24,7 +24,7 @@ from mindspore import Tensor, nn  # noqa: E402
 
 import exporters  # noqa: E402
 
-from conftest import rand_images  # noqa: E402
+from conftest import rand_images, return_memory  # noqa: E402
 from family_truth import FAMILIES  # noqa: E402
 from ms_helpers import classifier, features, levels  # noqa: E402
 
@@ -88,11 +88,14 @@ def built(request):
     model with every level and one with a subset, all without weight initialisation."""
     name = request.param
     feats = exporters.create_model(name, features_only=True, init=False)
-    return dict(name=name,
-                classifier=exporters.create_model(name, init=False),
-                features=feats,
-                subset=exporters.create_model(name, features_only=True, out_indices=subset_of(len(feats.feature_info)),
-                                              init=False))
+    models = dict(name=name,
+                  classifier=exporters.create_model(name, init=False),
+                  features=feats,
+                  subset=exporters.create_model(name, features_only=True,
+                                                out_indices=subset_of(len(feats.feature_info)), init=False))
+    yield models
+    del models, feats
+    return_memory()  # before the next model is built (vgg16's classifier alone holds 0.5 GB)
 
 
 # ---------------------------------------------------------------------------------- registry and truth agree

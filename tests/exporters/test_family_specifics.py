@@ -8,7 +8,6 @@ compile) unless a test needs real weights; numeric tests run single blocks or sm
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
 
 import numpy as np
 import pytest
@@ -32,13 +31,7 @@ from exporters.models.resnest import SplitAttn  # noqa: E402
 
 from conftest import assert_close_rel, rand_images  # noqa: E402
 from family_truth import FAMILIES  # noqa: E402
-from ms_helpers import classifier, features  # noqa: E402
-
-
-@lru_cache(maxsize=None)
-def unseeded(name: str, features_only: bool = False) -> nn.Cell:
-    """A registered model without weight initialisation (cheap: nothing compiles)."""
-    return exporters.create_model(name, features_only=features_only, init=False)
+from ms_helpers import classifier, features, unseeded  # noqa: E402
 
 
 def run(cell: nn.Cell, x: np.ndarray) -> np.ndarray:
