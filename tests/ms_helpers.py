@@ -49,10 +49,13 @@ def levels(model, x: np.ndarray) -> list[np.ndarray]:
 
 
 def release_models() -> None:
-    """Drop the cached models and seeded weights (their memory goes back to the system)."""
+    """Drop the cached models and seeded weights, and MindSpore's compiled graphs and runtime memory
+    (``mindspore.ms_memory_recycle``), so that their memory can go back to the system."""
+    import mindspore
     from exporters.init import clear_weights_cache
 
     features.cache_clear()
     classifier.cache_clear()
     unseeded.cache_clear()
     clear_weights_cache()
+    mindspore.ms_memory_recycle()
