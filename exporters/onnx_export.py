@@ -53,6 +53,7 @@ from .checkpoint import load_checkpoint_into
 from .dynamic import SPATIAL, free_spatial, set_dynamic_size, size_suspects
 from .factory import create_model
 from .features import FeatureExtractWrapper
+from .init import clear_weights_cache
 from .proof import check_levels, match_levels
 
 INPUT_NAME = "images"
@@ -461,6 +462,7 @@ def export_model(
     with phase("build models"):
         net, feature_model, info, features_only, selected, positions, in_channels = _build(
             model, plan, model_name, features_only, out_indices, seed, checkpoint_path)
+        clear_weights_cache()  # both models hold the seeded weights now; the cache's copy is not needed
     probe = probe_input(input_size, in_channels=in_channels)
     # the reference runs are eager (``exporters._mindspore.eager``): one run per shape, no graph compile
     with phase("MindSpore feature wrapper"), eager():
