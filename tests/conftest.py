@@ -1,9 +1,7 @@
 """Shared pytest helpers."""
 from __future__ import annotations
 
-import ctypes
 import fcntl
-import gc
 import importlib.util
 import json
 import os
@@ -51,17 +49,6 @@ def _release_models_after_module():
     yield
     if "ms_helpers" in sys.modules:
         sys.modules["ms_helpers"].release_models()
-        return_memory()
-
-
-def return_memory() -> None:
-    """Collect garbage, then hand the C heap's free pages back to the system (glibc's ``malloc_trim``):
-    freed models otherwise stay in the worker's resident set (650 MB after test_backbones.py, measured)."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 @pytest.fixture

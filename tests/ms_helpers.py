@@ -49,13 +49,13 @@ def levels(model, x: np.ndarray) -> list[np.ndarray]:
 
 
 def release_models() -> None:
-    """Drop the cached models and seeded weights, and MindSpore's compiled graphs and runtime memory
-    (``mindspore.ms_memory_recycle``), so that their memory can go back to the system."""
-    import mindspore
+    """Drop the cached models and seeded weights, then hand their memory, MindSpore's compiled graphs and
+    whatever else was freed back to the system (``exporters._mindspore.release_memory``)."""
+    from exporters._mindspore import release_memory
     from exporters.init import clear_weights_cache
 
     features.cache_clear()
     classifier.cache_clear()
     unseeded.cache_clear()
     clear_weights_cache()
-    mindspore.ms_memory_recycle()
+    release_memory()

@@ -19,7 +19,7 @@ from graphfeat.levels import read_metadata, strip_metadata  # noqa: E402
 from exporters.proof import prove_levels
 from graphfeat.runtime import run_onnxruntime  # noqa: E402
 
-from conftest import assert_close_rel, rand_images, return_memory  # noqa: E402
+from conftest import assert_close_rel, rand_images  # noqa: E402
 from onnx_fixtures import BLOCK_MINDSPORE  # noqa: E402
 from graphfeat.resolve import probe_input  # noqa: E402
 from ms_helpers import classifier, features, levels, release_models, representatives  # noqa: E402
@@ -32,7 +32,6 @@ def released():
     """After the test, its models, compiled graphs and their memory go (each family's in turn)."""
     yield
     release_models()
-    return_memory()
 
 
 @pytest.mark.parametrize("name", representatives())
@@ -58,7 +57,7 @@ def test_export_matches_mindspore_at_batch_1_and_3(name, exported, released):
     x = rand_images(3, *SIZE, seed=3)
     got = run_onnxruntime(model, {INPUT_NAME: x}, [OUTPUT_NAME, *tensors])
     del model
-    return_memory()
+    release_models()  # and the file's memory with them
     assert [lv["name"] for lv in record["levels"]] == features(name).feature_info.module_name()
     assert_close_rel(got[OUTPUT_NAME], classifier(name)(Tensor(x)).asnumpy(), what=f"{name} logits b3")
     with compiled():

@@ -23,8 +23,9 @@ import mindspore as ms  # noqa: E402
 from mindspore import Tensor, nn  # noqa: E402
 
 import exporters  # noqa: E402
+from exporters._mindspore import release_memory  # noqa: E402
 
-from conftest import rand_images, return_memory  # noqa: E402
+from conftest import rand_images  # noqa: E402
 from family_truth import FAMILIES  # noqa: E402
 from ms_helpers import classifier, features, levels  # noqa: E402
 
@@ -87,7 +88,7 @@ def built(request):
     """One registered model at a time (pytest groups the tests by it): the classifier, the features-only
     model with every level and one with a subset, all without weight initialisation."""
     name = request.param
-    return_memory()  # the previous model's (pytest drops it before this setup): vgg16's classifier holds 0.5 GB
+    release_memory()  # the previous model's (pytest drops it before this setup): vgg16's classifier holds 0.5 GB
     feats = exporters.create_model(name, features_only=True, init=False)
     return dict(name=name,
                 classifier=exporters.create_model(name, init=False),
