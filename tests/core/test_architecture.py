@@ -143,6 +143,7 @@ for m in pkgutil.walk_packages(graphfeat.__path__, 'graphfeat.'):
 from graphfeat.cli import main
 assert main(['cut', {str(path)!r}, '--layers', 'layer1', 'layer2']) == 0
 assert main(['export', 'resnet18']) == 2
+assert main(['export', 'resnet18', 'resnet34', '--jobs', '2']) == 2  # kept workers (graphfeat.runtime.Worker)
 bad = [m for m in sys.modules if m.split('.')[0] in ('mindspore', 'exporters')]
 assert not bad, bad
 print('clean')
