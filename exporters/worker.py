@@ -87,11 +87,11 @@ def _rss_mb() -> float:
 def _serve(max_rss_mb: float) -> None:
     from graphfeat.runtime import ANSWER_PREFIX
 
+    from ._mindspore import release_memory
+
     for line in sys.stdin:
         request = json.loads(line)
         answer = _run(request["job"], request["args"])
-        from ._mindspore import release_memory  # imported by the job already
-
         release_memory()  # what the job left, before the bound is checked
         answer["last"] = not answer["ok"] or _rss_mb() > max_rss_mb
         sys.stdout.write("\n" + ANSWER_PREFIX + json.dumps(answer) + "\n")
