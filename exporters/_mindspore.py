@@ -3,7 +3,9 @@ for a block that must run GRAPH_MODE.
 
 Before the import, :mod:`._cpu` caps oneDNN's CPU ISA where MindSpore's
 convolutions would otherwise crawl (``GRAPHFEAT_ONEDNN_ISA``; see
-``exporters/_cpu.py``, and ``isa_policy()`` for what was decided).
+``exporters/_cpu.py``, and ``isa_policy()`` for what was decided), and
+:mod:`._heap` lets glibc reuse large buffers instead of faulting them in per
+copy (``GRAPHFEAT_HEAP``; ``exporters/_heap.py``).
 
 It also compiles ``x += y`` on tensors as ``Add``, not ``InplaceAddExt``
 (:func:`augassign_out_of_place`): MindSpore 2.10's ONNX exporter has no
@@ -17,11 +19,14 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Iterator
 
 from ._cpu import apply_isa_policy, isa_policy, warn_if_too_late  # noqa: F401  (isa_policy: for reports)
+from ._heap import apply_heap_policy, trim_heap
 
 # MindSpore reads GLOG_v at import time; 3 keeps its WARNING lines out of user output.
 os.environ.setdefault("GLOG_v", "3")
 # oneDNN reads ONEDNN_MAX_CPU_ISA at its first kernel; set it before anything can run one.
 apply_isa_policy()
+# Large buffers (the model's bytes, tensors of several MB) reused in the heap, not re-faulted per copy.
+apply_heap_policy()
 
 # protobuf picks its backend once, at the first import, from PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION; MindSpore's
 # import sets that variable to "python" when it is unset. Pick the backend (the fast upb one by default) before,
@@ -120,14 +125,10 @@ def compiled() -> AbstractContextManager[None]:
 
 def release_memory() -> None:
     """Free what finished work left: unreachable objects, MindSpore's compiled graphs and runtime memory
-    (``mindspore.ms_memory_recycle``), and the C heap's free pages (glibc's ``malloc_trim``; without it,
+    (``mindspore.ms_memory_recycle``), and the C heap's free pages (:func:`._heap.trim_heap`; without it,
     freed weights stay in the process's resident set)."""
-    import ctypes
     import gc
 
     gc.collect()
     ms.ms_memory_recycle()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    trim_heap()

@@ -1,0 +1,46 @@
+"""The heap settings of a MindSpore process (exporters/_heap.py): a freed large buffer is reused, not
+faulted in again, unless the user turned that off or set glibc's own variables."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A 64 MiB buffer freed and allocated again: how many pages the second one faults in (16384 if fresh).
+PROBE = """
+import resource
+import exporters  # applies the heap policy, as every MindSpore process of graphfeat does
+from exporters._heap import heap_policy
+
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+buffer = bytearray(64 << 20)
+del buffer
+before = faults()
+buffer = bytearray(64 << 20)
+print(heap_policy(), faults() - before)
+"""
+
+
+@pytest.mark.parametrize("env, policy, reused", [
+    ({}, "reuse", True),
+    ({"GRAPHFEAT_HEAP": "off"}, "off", False),
+    ({"MALLOC_TRIM_THRESHOLD_": "1000000"}, "glibc variables", False),  # glibc's own: fixes the mmap threshold
+])
+def test_large_buffers_are_reused_unless_turned_off(env: dict, policy: str, reused: bool) -> None:
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("GRAPHFEAT_HEAP", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env={**clean, **env}, capture_output=True,
+                         text=True, timeout=120, check=True).stdout.strip().rsplit(" ", 1)
+    assert out[0] == policy
+    faults = int(out[1])
+    if reused:
+        assert faults < 1000, f"the freed 64 MiB buffer was not reused: {faults} page faults"
+    else:
+        assert faults > 8000, f"glibc's defaults should map a fresh 64 MiB buffer: {faults} page faults"
