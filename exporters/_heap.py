@@ -1,4 +1,4 @@
-"""glibc heap settings for a MindSpore process: large buffers reused, not re-faulted (issue #16).
+"""glibc heap settings for graphfeat's MindSpore worker: large buffers reused, not re-faulted (issue #16).
 
 An export handles its model as several ~100 MB buffers in turn (MindSpore's
 ONNX bytes, the parsed and upgraded model, the serialised copy each ONNX
@@ -15,9 +15,12 @@ the save 0.17 -> 0.06 s, the same peak RSS (1.8 GB). A mmap threshold of
 32 MiB alone saved less (~560k faults).
 
 The cost: freed blocks below 256 MiB stay in the heap for reuse instead of
-going back to the system at once. A process that must give memory back
-(the kept export worker between jobs, the tests between modules) calls
-:func:`trim_heap`, which returns every free page whatever the thresholds.
+going back to the system at once. So the policy is applied only in the
+worker processes graphfeat starts (``exporters.worker``), which run its jobs
+and nothing else, and which call :func:`trim_heap` after each job (it returns
+every free page whatever the thresholds) before checking their memory bound.
+A process that imports ``exporters`` (a user's script, the tests) keeps
+glibc's defaults.
 
 Control, in order of precedence:
 

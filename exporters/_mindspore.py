@@ -3,9 +3,7 @@ for a block that must run GRAPH_MODE.
 
 Before the import, :mod:`._cpu` caps oneDNN's CPU ISA where MindSpore's
 convolutions would otherwise crawl (``GRAPHFEAT_ONEDNN_ISA``; see
-``exporters/_cpu.py``, and ``isa_policy()`` for what was decided), and
-:mod:`._heap` lets glibc reuse large buffers instead of faulting them in per
-copy (``GRAPHFEAT_HEAP``; ``exporters/_heap.py``).
+``exporters/_cpu.py``, and ``isa_policy()`` for what was decided).
 
 It also compiles ``x += y`` on tensors as ``Add``, not ``InplaceAddExt``
 (:func:`augassign_out_of_place`): MindSpore 2.10's ONNX exporter has no
@@ -19,14 +17,12 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Iterator
 
 from ._cpu import apply_isa_policy, isa_policy, warn_if_too_late  # noqa: F401  (isa_policy: for reports)
-from ._heap import apply_heap_policy, trim_heap
+from ._heap import trim_heap
 
 # MindSpore reads GLOG_v at import time; 3 keeps its WARNING lines out of user output.
 os.environ.setdefault("GLOG_v", "3")
 # oneDNN reads ONEDNN_MAX_CPU_ISA at its first kernel; set it before anything can run one.
 apply_isa_policy()
-# Large buffers (the model's bytes, tensors of several MB) reused in the heap, not re-faulted per copy.
-apply_heap_policy()
 
 # protobuf picks its backend once, at the first import, from PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION; MindSpore's
 # import sets that variable to "python" when it is unset. Pick the backend (the fast upb one by default) before,

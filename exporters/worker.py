@@ -100,8 +100,17 @@ def _serve(max_rss_mb: float) -> None:
             break
 
 
+def configure_process() -> None:
+    """Settings for a process that graphfeat started for its jobs, and that nobody else's code shares:
+    glibc reuses large freed buffers (:mod:`._heap`; ``GRAPHFEAT_HEAP=off`` keeps glibc's defaults)."""
+    from ._heap import apply_heap_policy
+
+    apply_heap_policy()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    configure_process()
     if argv[0] == "--serve":
         _serve(float(argv[1]))
     else:

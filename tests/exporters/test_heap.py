@@ -1,4 +1,4 @@
-"""The heap settings of a MindSpore process (exporters/_heap.py): a freed large buffer is reused, not
+"""The heap settings of graphfeat's MindSpore worker (exporters/_heap.py): a freed large buffer is reused, not
 faulted in again, unless the user turned that off or set glibc's own variables."""
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # A 64 MiB buffer freed and allocated again: how many pages the second one faults in (16384 if fresh).
 PROBE = """
 import resource
-import exporters  # applies the heap policy, as every MindSpore process of graphfeat does
 from exporters._heap import heap_policy
+from exporters.worker import configure_process
+
+configure_process()  # what `python -m exporters.worker` does first
 
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
