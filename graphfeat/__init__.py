@@ -6,7 +6,7 @@ removes the rest; ``graphfeat.feature_info`` lists the layers a model offers;
 ``graphfeat.FeaturePyramid`` runs them at deploy time. This package needs only
 onnx, networkx, numpy and onnxruntime, and never imports MindSpore.
 
-The public API is :data:`__all__`. The layers underneath, bottom-up:
+The public API is :data:`__all__`, each name imported on first use (:mod:`._lazy`). The layers underneath, bottom-up:
 :mod:`.errors`, :mod:`.levels`, :mod:`.onnxfile` (file), :mod:`.graph`,
 :mod:`.resolve` (names), :mod:`.surgery` and :mod:`.info` (verbs),
 :mod:`.runtime` (run), :mod:`.cli`. A module imports only from layers below
@@ -14,27 +14,27 @@ its own. Each subpackage's ``__all__`` lists the names shared with the rest of
 the project (``exporters``, ``bench``, tests); the modules inside a
 subpackage are private to graphfeat.
 """
-from .errors import GraphfeatError, OutputError
-from .info import feature_info, feature_levels
-from .levels import METADATA_KEY, FeatureInfo
-from .onnxfile import load_model, save_model
-from .runtime import FeaturePyramid, verify
-from .surgery import cut, cut_file, cut_model
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .errors import GraphfeatError, OutputError
+    from .info import feature_info, feature_levels
+    from .levels import METADATA_KEY, FeatureInfo
+    from .onnxfile import load_model, save_model
+    from .runtime import FeaturePyramid, verify
+    from .surgery import cut, cut_file, cut_model
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "METADATA_KEY",
-    "FeatureInfo",
-    "FeaturePyramid",
-    "GraphfeatError",
-    "OutputError",
-    "cut",
-    "cut_file",
-    "cut_model",
-    "feature_info",
-    "feature_levels",
-    "load_model",
-    "save_model",
-    "verify",
-]
+#: each public name and the module it lives in
+_HOMES = {
+    "GraphfeatError": ".errors", "OutputError": ".errors", "feature_info": ".info", "feature_levels": ".info",
+    "METADATA_KEY": ".levels", "FeatureInfo": ".levels", "load_model": ".onnxfile", "save_model": ".onnxfile",
+    "FeaturePyramid": ".runtime", "verify": ".runtime", "cut": ".surgery", "cut_file": ".surgery",
+    "cut_model": ".surgery"}
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -298,6 +298,8 @@ _MEASURE_CUT = """
 import sys
 sys.path.insert(0, {root!r})
 import graphfeat
+for name in graphfeat.__all__:  # the package imports its names on first use: import them all before measuring
+    getattr(graphfeat, name)
 
 def hwm_kb():  # this process's own peak RSS (ru_maxrss would include the parent's, inherited over exec)
     with open("/proc/self/status") as f:

@@ -6,10 +6,11 @@ terminal, so every cell goes through :func:`printable`.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..info import Level, StrideCandidate
-from ..runtime import VerifyReport
+if TYPE_CHECKING:  # for the hints only: `graphfeat export` needs neither onnx nor ONNX Runtime in its process
+    from ..info import Level, StrideCandidate
+    from ..runtime import VerifyReport
 
 LEVEL_COLUMNS = ("index", "name", "chs", "reduction", "tensor", "shape", "resolved_by", "stride", "layout", "note")
 CANDIDATE_COLUMNS = ("stride", "tensor", "op", "shape", "layout", "deepest")

@@ -25,11 +25,12 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..errors import GraphfeatError
+
+if TYPE_CHECKING:  # numpy is imported where it is used: `graphfeat export` starts its worker without it
+    import numpy as np
 
 INSTALL_HINT = "install the MindSpore extra: pip install 'graphfeat[mindspore]' (or pip install -e '.[mindspore]')"
 
@@ -216,6 +217,8 @@ def export_in_worker(model: str | None, output: str | os.PathLike | None = None,
 def mindspore_levels(model_name: str, names: Sequence[str], x: np.ndarray, checkpoint: str = "",
                      seed: int = 0) -> list[np.ndarray]:
     """The MindSpore feature levels ``names`` of ``model_name`` on ``x``, computed in a worker."""
+    import numpy as np
+
     with tempfile.TemporaryDirectory(prefix="graphfeat-verify-") as tmp:
         np.save(os.path.join(tmp, "input.npy"), x)
         out = os.path.join(tmp, "levels.npz")
