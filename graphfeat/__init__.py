@@ -30,11 +30,23 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-#: each public name and the module it lives in
-_HOMES = {
-    "GraphfeatError": ".errors", "OutputError": ".errors", "feature_info": ".info", "feature_levels": ".info",
-    "METADATA_KEY": ".levels", "FeatureInfo": ".levels", "load_model": ".onnxfile", "save_model": ".onnxfile",
-    "FeaturePyramid": ".runtime", "verify": ".runtime", "cut": ".surgery", "cut_file": ".surgery",
-    "cut_model": ".surgery"}
-__all__ = sorted(_HOMES)
-__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
+__all__ = [
+    "METADATA_KEY",
+    "FeatureInfo",
+    "FeaturePyramid",
+    "GraphfeatError",
+    "OutputError",
+    "cut",
+    "cut_file",
+    "cut_model",
+    "feature_info",
+    "feature_levels",
+    "load_model",
+    "save_model",
+    "verify",
+]
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    ".errors": ["GraphfeatError", "OutputError"], ".info": ["feature_info", "feature_levels"],
+    ".levels": ["METADATA_KEY", "FeatureInfo"], ".onnxfile": ["load_model", "save_model"],
+    ".runtime": ["FeaturePyramid", "verify"], ".surgery": ["cut", "cut_file", "cut_model"]})

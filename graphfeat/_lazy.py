@@ -3,8 +3,8 @@
 ``graphfeat export`` hands its job to a MindSpore worker process; that process
 should start before onnx, networkx and ONNX Runtime are imported into the
 parent (~0.3 s), which a package ``__init__`` importing every layer would
-force. A package lists where each of its names lives, and
-:func:`lazy_exports` gives it the module-level ``__getattr__`` and
+force. A package lists its names in ``__all__`` and the module each lives
+in, and :func:`lazy_exports` gives it the module-level ``__getattr__`` and
 ``__dir__`` that import the home module when the name is first used.
 """
 from __future__ import annotations
@@ -14,19 +14,24 @@ from collections.abc import Callable
 from typing import Any
 
 
-def lazy_exports(package: str, homes: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package``, whose name ``n`` lives in module ``homes[n]`` (relative,
-    e.g. ``".info"``); a name is imported on first use, then kept in the package's namespace."""
+def lazy_exports(package: str, homes: dict[str, list[str]]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``(__getattr__, __dir__)`` for ``package``, whose names ``homes[m]`` live in module ``m`` (relative,
+    e.g. ``".info"``); a name is imported on first use, then kept in the package's namespace. The names must
+    be the package's ``__all__``, exactly."""
     namespace = importlib.import_module(package).__dict__
+    home = {name: module for module, names in homes.items() for name in names}
+    if sorted(home) != sorted(namespace["__all__"]):
+        raise ImportError(f"{package}: __all__ and the homes of its names differ: "
+                          f"{sorted(set(home) ^ set(namespace['__all__']))}")
 
     def __getattr__(name: str) -> Any:
-        if name not in homes:
+        if name not in home:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(homes[name], package), name)
+        value = getattr(importlib.import_module(home[name], package), name)
         namespace[name] = value
         return value
 
     def __dir__() -> list[str]:
-        return sorted(set(namespace) | set(homes))
+        return sorted(set(namespace) | set(home))
 
     return __getattr__, __dir__

@@ -23,16 +23,45 @@ if TYPE_CHECKING:
     from .workers import (ANSWER_PREFIX, INSTALL_HINT, Worker, export_in_worker, mindspore_available,
                           mindspore_levels, registered_models, run_job, worker_threads)
 
-#: each shared name and the module it lives in (imported on first use: :mod:`graphfeat._lazy`)
-_HOMES = {
-    **dict.fromkeys(["DEFAULT_RTOL", "DEGENERATE_STD", "LevelMetrics", "compare_level"], ".compare"),
-    **dict.fromkeys(["DEFAULT_MIN_COSINE", "DEFAULT_MIN_SQNR", "DEFAULT_RTOLS", "Criterion", "Precision",
-                     "criterion_for", "level_precisions"], ".precision"),
-    "FeaturePyramid": ".pyramid",
-    **dict.fromkeys(["RUNTIMES", "ProviderWarning", "Session", "run_onnxruntime", "session"], ".sessions"),
-    **dict.fromkeys(["VerifyReport", "reference_inputs", "verify", "verify_runtimes"], ".verification"),
-    **dict.fromkeys(["ANSWER_PREFIX", "INSTALL_HINT", "Worker", "export_in_worker", "mindspore_available",
-                     "mindspore_levels", "registered_models", "run_job", "worker_threads"], ".workers"),
-}
-__all__ = sorted(_HOMES)
-__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
+__all__ = [
+    "ANSWER_PREFIX",
+    "DEFAULT_MIN_COSINE",
+    "DEFAULT_MIN_SQNR",
+    "DEFAULT_RTOL",
+    "DEFAULT_RTOLS",
+    "DEGENERATE_STD",
+    "INSTALL_HINT",
+    "RUNTIMES",
+    "Criterion",
+    "FeaturePyramid",
+    "LevelMetrics",
+    "Precision",
+    "ProviderWarning",
+    "Session",
+    "VerifyReport",
+    "Worker",
+    "compare_level",
+    "criterion_for",
+    "export_in_worker",
+    "level_precisions",
+    "mindspore_available",
+    "mindspore_levels",
+    "reference_inputs",
+    "registered_models",
+    "run_job",
+    "run_onnxruntime",
+    "session",
+    "verify",
+    "verify_runtimes",
+    "worker_threads",
+]
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    ".compare": ["DEFAULT_RTOL", "DEGENERATE_STD", "LevelMetrics", "compare_level"],
+    ".precision": ["DEFAULT_MIN_COSINE", "DEFAULT_MIN_SQNR", "DEFAULT_RTOLS", "Criterion", "Precision",
+                   "criterion_for", "level_precisions"],
+    ".pyramid": ["FeaturePyramid"],
+    ".sessions": ["RUNTIMES", "ProviderWarning", "Session", "run_onnxruntime", "session"],
+    ".verification": ["VerifyReport", "reference_inputs", "verify", "verify_runtimes"],
+    ".workers": ["ANSWER_PREFIX", "INSTALL_HINT", "Worker", "export_in_worker", "mindspore_available",
+                 "mindspore_levels", "registered_models", "run_job", "worker_threads"]})
