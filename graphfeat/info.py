@@ -15,7 +15,7 @@ import onnx
 from .errors import GraphfeatError
 from .graph import GraphIndex, Shape
 from .levels import FeatureInfo, level_dims
-from .onnxfile import check_sane, load_model, load_skeleton
+from .onnxfile import check_sane, load_skeleton, load_with_weights
 from .resolve import Resolver, ValueFinder
 from .resolve.strides import TensorStride, measure_strides, trunk_candidates
 
@@ -60,7 +60,7 @@ def _load(model_or_path: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto
 def _full_loader(model_or_path):
     if isinstance(model_or_path, onnx.ModelProto):
         return lambda: model_or_path
-    return lambda: load_model(model_or_path)
+    return lambda: load_with_weights(model_or_path)
 
 
 def feature_levels(model_or_path: onnx.ModelProto | str | os.PathLike, *,

@@ -23,6 +23,7 @@ import gc
 import os
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,10 @@ from .graph import GraphIndex, check_model, cleanup, set_outputs, shape_of, to_n
 from .levels import build_record, level_dims, normalize_out_indices, read_feature_record, write_feature_record
 from .onnxfile import (
     as_path,
-    load_model,
     check_destination,
     check_sane,
     load_skeleton,
+    load_with_weights,
     materialize_deferred,
     materialize_external_data,
     save_model,
@@ -111,7 +112,7 @@ def cut(
             path = as_path(model_or_path)
             model, deferred = load_skeleton(path)
             base_dir = path.parent
-            load_full = _full_loader(path)
+            load_full = partial(load_with_weights, path)  # read only if a level is found by value
         cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs,
                   strides=strides, layout=layout, reference=reference, like=like, load_full=load_full)
         if base_dir is not None:
@@ -157,7 +158,7 @@ def cut_file(
         model, deferred = load_skeleton(src)
         _, sizes = _cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs,
                               strides=strides, layout=layout, reference=reference, like=like,
-                              load_full=_full_loader(src))
+                              load_full=partial(load_with_weights, src))
         return save_model(model, dst, src_dir=src.parent, src=src, force=force, deferred=deferred, sizes=sizes)
 
 
@@ -199,13 +200,6 @@ def _cut_model(model: onnx.ModelProto, layers, indices, tensors, keep_outputs, s
         raise _blame_input(load_full, exc) from None
     write_feature_record(model, _record(index, picked, pairs, model, resolver.metadata.record))
     return picked, sizes
-
-
-def _full_loader(path: Path) -> Callable[[], onnx.ModelProto]:
-    """The model at ``path`` with its weights (embedded or external), read only when called."""
-    def load() -> onnx.ModelProto:
-        return load_model(path)
-    return load
 
 
 def _declared_types(model: onnx.ModelProto, pairs) -> dict[str, onnx.TypeProto]:

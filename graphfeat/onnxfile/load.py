@@ -6,6 +6,8 @@
 * :func:`load_skeleton` does the same but also leaves the data of large
   *embedded* initializers in the file (:mod:`.wire`), so a cut holds the
   graph in memory, not the weights.
+* :func:`load_with_weights` reads the external weights too, for a model
+  handed to ONNX Runtime as bytes (which cannot tell where the file was).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from google.protobuf.message import DecodeError
 
 from ..errors import GraphfeatError
 from . import wire
-from .external import validate_external_data
+from .external import materialize_external_data, validate_external_data
 from .fileio import open_regular, regular_file_bytes
 from .tensors import tensor_nbytes
 from .wire import Deferred
@@ -66,6 +68,15 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
                                  "be truncated or not ONNX") from None
     check_sane(model, path)
     validate_external_data(model, path.parent)
+    return model
+
+
+def load_with_weights(path: str | os.PathLike) -> onnx.ModelProto:
+    """:func:`load_model`, then its external weights read into memory (the same checks): the whole model,
+    whose bytes run on ONNX Runtime wherever they are (external-data locations are relative to the file)."""
+    path = as_path(path)
+    model = load_model(path)
+    materialize_external_data(model, path.parent)
     return model
 
 

@@ -16,7 +16,7 @@ import onnx
 from ..errors import GraphfeatError
 from ..graph import GraphIndex
 from ..levels import read_feature_record
-from ..onnxfile import holds_data
+from ..onnxfile import holds_data, is_external
 from .fingerprint import Match, Targets, find_levels, producer_op
 from .modules import Resolution
 
@@ -29,8 +29,10 @@ class ValueFinder:
 
     ``load_full`` returns the model *with its weights* (the resolver's graph is
     often a weight-free skeleton); it is called at most once, and not at all
-    when the resolver's graph holds every weight already (a skeleton of a file
-    whose weights were too small, or not raw, to defer). The model runs at most
+    when the resolver's graph holds every weight in memory already (a skeleton
+    of a file whose weights were too small, or not raw, to defer). A reference
+    to external data does not count: the run hands ONNX Runtime the model's
+    bytes, which do not say where the file was. The model runs at most
     once, for every level that needs it together.
     """
 
@@ -61,9 +63,9 @@ class ValueFinder:
         return self._targets
 
     def _full_model(self) -> onnx.ModelProto:
-        """The model to run: the resolver's own graph when it holds every weight, else ``load_full()``."""
+        """The model to run: the resolver's own graph when it holds every weight in memory, else ``load_full()``."""
         model = self.index.model
-        if all(holds_data(t) for t in model.graph.initializer):
+        if all(holds_data(t) and not is_external(t) for t in model.graph.initializer):
             return model
         return self.load_full()
 

@@ -229,3 +229,30 @@ def test_the_value_run_uses_the_resolvers_graph_when_it_holds_every_weight():
     index = GraphIndex(skeleton)
     finder = ValueFinder(index, lambda: loads.append(1) or model)
     assert Resolver(index, finder).resolve("stem").tensor == "renamed" and loads == [1]
+
+
+def test_renamed_levels_of_an_external_data_file_are_found_by_fingerprint(tmp_path):
+    """The file's weights live in a side file: the value run reads them (``load_with_weights``; ONNX Runtime,
+    handed the model's bytes, cannot find the file), finds both renamed levels, and the cut's outputs are the
+    recorded levels' values. ``info`` finds them the same way."""
+    from graphfeat.surgery import cut_file
+
+    model = _backbone()
+    probe = probe_input((32, 32), seed=SEED)
+    expected = run_tensors(model, {"x": probe}, ["r1", "r2"])
+    _rename(model, "r1", "renamed_by_a_tool")
+    _rename(model, "r2", "also_renamed")
+    src = tmp_path / "backbone.onnx"
+    onnx.save(model, src, save_as_external_data=True, all_tensors_to_one_file=True, location="backbone.weights",
+              size_threshold=0)
+    assert not any(t.raw_data for t in onnx.load(src, load_external_data=False).graph.initializer)
+    assert [(r.tensor, r.resolved_by) for r in feature_levels(src)] == [("renamed_by_a_tool", "fingerprint"),
+                                                                        ("also_renamed", "fingerprint")]
+    dst = cut_file(src, tmp_path / "features.onnx", layers=["stem", "deep"])
+    out = onnx.load(dst)  # its external weights resolved next to it
+    assert [o.name for o in out.graph.output] == ["stem", "deep"]
+    assert [lv["resolved_by"] for lv in _levels(out)] == ["fingerprint", "fingerprint"]
+    got = run_tensors(out, {"x": probe}, ["stem", "deep"])
+    for name, tensor in (("stem", "r1"), ("deep", "r2")):
+        assert expected[tensor].std() > 0.1
+        np.testing.assert_array_equal(got[name], expected[tensor])
