@@ -118,6 +118,34 @@ def test_features_only_export(tmp_path):
     assert report.output_max_rel is None
 
 
+def test_an_upgrade_that_changes_a_level_falls_back_to_opset_11(tmp_path, monkeypatch):
+    """The level match runs on the upgraded graph; where a level matches nothing there, the export keeps the
+    opset-11 graph, matches on it and says so. Here the upgrade is sabotaged (every Relu becomes a Sigmoid)."""
+    import exporters.onnx_export as onnx_export
+
+    real = onnx_export._upgrade_opset
+
+    def sabotaged(model, opset):
+        upgraded = real(model, opset)
+        for node in upgraded.graph.node:
+            if node.op_type == "Relu":
+                node.op_type = "Sigmoid"
+        return upgraded
+
+    monkeypatch.setattr(onnx_export, "_upgrade_opset", sabotaged)
+    path = tmp_path / "r18_opset11.onnx"
+    report = export_model("resnet18", path, input_size=SIZE, features_only=True, out_indices=[1, -1])
+    assert report.opset == 11 and any(n.startswith("kept opset 11") for n in report.notes), report.notes
+    model = onnx.load(path)
+    assert next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == 11
+    assert not any(n.op_type == "Sigmoid" for n in model.graph.node)
+    x = rand_images(2, *SIZE, seed=5)
+    got = run_onnxruntime(model, {INPUT_NAME: x})
+    ref = levels(features("resnet18"), x)
+    assert_close_rel(got["layer1"], ref[1], what="layer1")
+    assert_close_rel(got["layer4"], ref[4], what="layer4")
+
+
 def test_export_refuses_to_overwrite(exported):
     path, _, _ = exported("resnet18")
     before = path.read_bytes()
