@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -56,23 +57,37 @@ def _ort():
     return onnxruntime
 
 
-def ort_session(source: onnx.ModelProto | bytes | str | os.PathLike, optimize: bool = True,
-                initializers: Mapping[str, np.ndarray] | None = None):
-    """An ONNX Runtime CPU session on a model (proto, serialized bytes, or path); GraphfeatError if ORT refuses.
+#: ``ort_session``'s optimisation levels -> ONNX Runtime's
+_LEVELS = {"all": "ORT_ENABLE_ALL", "basic": "ORT_ENABLE_BASIC", "none": "ORT_DISABLE_ALL"}
 
-    ``optimize``: ORT's basic level (constant folding, redundant nodes; never removes a graph
-    output); otherwise none at all. ``initializers``: the arrays of the model's initializers that
-    :func:`session_model` left out of its bytes (ORT reads them in place; keep them alive with the session).
 
-    These sessions run once or twice, so their threads sleep between ops instead of spin-waiting
-    (ORT's default, which pays off over many runs and costs on shared cores: hrnet_w32's probe run
-    took 0.54 s instead of 0.90 s on 2 busy cores)."""
+def ort_session(source: onnx.ModelProto | bytes | str | os.PathLike, optimize: str = "basic",
+                initializers: Mapping[str, np.ndarray] | None = None, *, providers: Sequence | None = None,
+                spin: bool = False, threads: int | None = None):
+    """An ONNX Runtime session on a model (proto, serialized bytes, or path); GraphfeatError if ORT refuses.
+
+    The one place graphfeat builds an ORT session: the probe runs here and in the names layer, and the
+    runtime layer's deploy-time sessions (:func:`graphfeat.runtime.session`).
+
+    ``optimize``: ``"basic"`` (constant folding, redundant nodes; never removes a graph output), ``"all"``
+    (ORT's default, for sessions that run many times) or ``"none"``. ``initializers``: the arrays of the
+    model's initializers that :func:`session_model` left out of its bytes (ORT reads them in place; keep
+    them alive with the session). ``providers``: ORT's execution providers (default: the CPU). ``threads``:
+    ORT's intra-op threads (default: ORT's own choice).
+
+    ``spin``: whether ORT's threads spin-wait between ops (ORT's default, which pays off over many runs).
+    Probe sessions run once or twice, so by default their threads sleep instead: spinning costs on shared
+    cores (hrnet_w32's probe run took 0.54 s instead of 0.90 s on 2 busy cores)."""
+    if optimize not in _LEVELS:
+        raise ValueError(f"optimize must be one of {sorted(_LEVELS)}, got {optimize!r}")
     ort = _ort()
     so = ort.SessionOptions()
-    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC if optimize
-                                   else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
-    so.log_severity_level = 3
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[optimize])
+    so.log_severity_level = 4  # a failure becomes one GraphfeatError, not an ORT log line as well
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        so.intra_op_num_threads = threads
     if initializers:
         so.add_external_initializers(list(initializers),
                                      [ort.OrtValue.ortvalue_from_numpy(a) for a in initializers.values()])
@@ -81,7 +96,9 @@ def ort_session(source: onnx.ModelProto | bytes | str | os.PathLike, optimize: b
     elif isinstance(source, os.PathLike):
         source = os.fspath(source)
     try:
-        return ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
+        with warnings.catch_warnings():  # ORT's "not in available provider names": the caller says it its way
+            warnings.simplefilter("ignore")
+            return ort.InferenceSession(source, so, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as exc:  # ORT raises its own exception types
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise GraphfeatError(f"ONNX Runtime cannot load the model: {first[:400]}") from None

@@ -158,7 +158,7 @@ def _probe_shapes(index: GraphIndex, inp: ImageInput, feed: tuple, wanted: list[
             feeds[vi.name] = np.zeros(shape, dtype)
     try:
         with skeleton_file(sk, need) as path:  # sparse zeros: weight values do not change shapes
-            results = ort_session(path, optimize=False).run(wanted, feeds)
+            results = ort_session(path, optimize="none").run(wanted, feeds)
     except Exception as exc:  # ORT raises its own types; ort_session a GraphfeatError
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise GraphfeatError(f"the probe run on ONNX Runtime at input {feed} failed ({first}); "

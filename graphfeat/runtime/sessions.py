@@ -17,6 +17,7 @@ import onnx
 
 from ..errors import GraphfeatError
 from ..graph import exposed
+from ..graph.probe import ort_session
 from .workers import worker_threads
 
 RUNTIMES = ("onnxruntime", "openvino", "reference")
@@ -55,17 +56,9 @@ def provider_names(providers) -> list[str]:
 
 
 def _onnxruntime(model: onnx.ModelProto, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 4  # a failed run becomes one GraphfeatError, not an ORT log line as well
-    threads = worker_threads()  # set by ``graphfeat export --jobs N`` in each worker
-    if threads:
-        options.intra_op_num_threads = threads
-    with warnings.catch_warnings():  # ORT's own "not in available provider names": we say it once, below
-        warnings.simplefilter("ignore")
-        session = ort.InferenceSession(model.SerializeToString(), options,
-                                       providers=list(providers) if providers else ["CPUExecutionProvider"])
+    # a deploy-time session: ORT's full optimisation, its threads spin-waiting between the runs; with
+    # ``graphfeat export --jobs N``, the worker's share of the cores
+    session = ort_session(model, "all", providers=providers, spin=True, threads=worker_threads())
     names = [o.name for o in session.get_outputs()]
     return (lambda feeds: dict(zip(names, session.run(names, feeds)))), list(session.get_providers())
 
