@@ -20,12 +20,15 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -33,6 +36,20 @@ CACHE = BENCH / ".cache"
 PYTHON = sys.executable
 MiB = 1 << 20
 _TAG = "@@result "
+
+
+@contextmanager
+def checkout(rev: str) -> Iterator[Path]:
+    """The tree at commit ``rev``, checked out into a temporary detached ``git worktree`` for the block,
+    removed afterwards (the benches that compare the current code with a reference commit)."""
+    tmp = Path(tempfile.mkdtemp(prefix="graphfeat-bench-base-"))
+    tree = tmp / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=ROOT, check=True, capture_output=True)
+    try:
+        yield tree
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # -- child processes -------------------------------------------------------------

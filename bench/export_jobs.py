@@ -20,10 +20,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent)]
-from _common import ROOT, machine_note, secs, table  # noqa: E402
+from _common import ROOT, checkout, machine_note, secs, table  # noqa: E402
 
 MODELS = ["resnet18", "mobilenet_v3_small_100", "efficientnet_b0", "repvgg_a0"]
 
@@ -52,25 +53,19 @@ def main() -> int:
     p.add_argument("--base", help="also run each --jobs variant with the code at this commit")
     args = p.parse_args()
     print(machine_note())
-    with tempfile.TemporaryDirectory(prefix="graphfeat-export-jobs-base-") as tmp:
+    with ExitStack() as stack:
         variants = [(f"--jobs {j}", j, {}, ROOT) for j in args.jobs]
         if args.base:
-            base = Path(tmp) / "base"
-            subprocess.run(["git", "worktree", "add", "--detach", str(base), args.base], cwd=ROOT, check=True,
-                           capture_output=True)
+            base = stack.enter_context(checkout(args.base))
             variants += [(f"{args.base} --jobs {j}", j, {}, base) for j in args.jobs]
         if args.threads_default:
             variants.append(("--jobs 2, default threads", 2, {"GRAPHFEAT_THREADS": "0"}, ROOT))
         times: dict[str, list[float]] = {label: [] for label, _, _, _ in variants}
-        try:
-            for run in range(args.runs):
-                for label, jobs, env, root in variants:
-                    t = run_once(args.models, jobs, args.size, env, root)
-                    times[label].append(t)
-                    print(f"  run {run + 1}: {label} {secs(t)}", flush=True)
-        finally:
-            if args.base:
-                subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
+        for run in range(args.runs):
+            for label, jobs, env, root in variants:
+                t = run_once(args.models, jobs, args.size, env, root)
+                times[label].append(t)
+                print(f"  run {run + 1}: {label} {secs(t)}", flush=True)
     first = statistics.median(times[variants[0][0]])
     rows = [[label, secs(statistics.median(times[label])), f"{statistics.median(times[label]) / first:.2f}"]
             for label, _, _, _ in variants]

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent)]
-from _common import ROOT, machine_note, secs, table  # noqa: E402
+from _common import ROOT, checkout, machine_note, secs, table  # noqa: E402
 
 MODELS = ["resnet50", "hrnet_w32", "vgg16_bn"]
 
@@ -53,23 +53,17 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=1800)
     args = p.parse_args()
     print(machine_note())
-    with tempfile.TemporaryDirectory(prefix="graphfeat-export-speed-") as tmp:
-        base = Path(tmp) / "base"
-        subprocess.run(["git", "worktree", "add", "--detach", str(base), args.base], cwd=ROOT, check=True,
-                       capture_output=True)
-        try:
-            rows = []
-            for model in args.models:
-                times: dict[str, list[float]] = {"reference": [], "current": []}
-                for run in range(args.runs):
-                    for label, root in (("reference", base), ("current", ROOT)):
-                        t = export_once(root, model, Path(tmp) / f"{label}.onnx", args.size, args.timeout)
-                        times[label].append(t)
-                        print(f"  {model} run {run + 1}: {label} {secs(t)}", flush=True)
-                ref, cur = statistics.median(times["reference"]), statistics.median(times["current"])
-                rows.append([model, secs(ref), secs(cur), f"{cur / ref:.0%}", "met" if cur <= 0.25 * ref else "missed"])
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
+    with tempfile.TemporaryDirectory(prefix="graphfeat-export-speed-") as tmp, checkout(args.base) as base:
+        rows = []
+        for model in args.models:
+            times: dict[str, list[float]] = {"reference": [], "current": []}
+            for run in range(args.runs):
+                for label, root in (("reference", base), ("current", ROOT)):
+                    t = export_once(root, model, Path(tmp) / f"{label}.onnx", args.size, args.timeout)
+                    times[label].append(t)
+                    print(f"  {model} run {run + 1}: {label} {secs(t)}", flush=True)
+            ref, cur = statistics.median(times["reference"]), statistics.median(times["current"])
+            rows.append([model, secs(ref), secs(cur), f"{cur / ref:.0%}", "met" if cur <= 0.25 * ref else "missed"])
     print(f"\n### graphfeat export, {args.size} px, current vs {args.base} (median of {args.runs})\n")
     print(table(["model", f"{args.base}", "current", "current / reference", "target <= 25%"], rows))
     return 0

@@ -70,7 +70,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent)]
-from _common import BENCH, CACHE, ROOT, machine_note, table  # noqa: E402
+from _common import BENCH, CACHE, ROOT, checkout, machine_note, table  # noqa: E402
 
 PLUGIN = BENCH / "_proof_count_plugin.py"
 COUNTED = ("onnxruntime", "openvino", "onnx.reference", "mindspore-graph")
@@ -347,15 +347,8 @@ def main() -> int:
         if label == "current":
             done[label] = run_tree(label, ROOT, args, {})
         else:
-            base = Path(tempfile.mkdtemp(prefix="graphfeat-proof-base-")) / "tree"
-            subprocess.run(["git", "worktree", "add", "--detach", str(base), label], cwd=ROOT, check=True,
-                           capture_output=True)
-            try:
-                extra = dict(kv.split("=", 1) for kv in args.base_env)
-                done[label] = run_tree(label, base, args, extra)
-            finally:
-                subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
-                shutil.rmtree(base.parent, ignore_errors=True)
+            with checkout(label) as base:
+                done[label] = run_tree(label, base, args, dict(kv.split("=", 1) for kv in args.base_env))
         done[label]["wall_seconds"] = time.perf_counter() - t0
         results.mkdir(parents=True, exist_ok=True)
         (results / f"{safe(label)}.json").write_text(json.dumps(done[label], indent=1))
