@@ -1,4 +1,5 @@
-"""A tiny ONNX Runtime helper for the graph and names layers: types ORT infers, tensors it computes.
+"""ONNX Runtime for the layers that need it: sessions (:func:`ort_session`, the one builder), the types ORT
+infers, the tensors it computes.
 
 ONNX shape inference cannot type the outputs of operators outside the ONNX
 domains (``com.microsoft`` FusedConv, QuickGelu, ...); ONNX Runtime can, since
@@ -6,7 +7,8 @@ it registers their schemas. The run helper exposes chosen internal tensors
 (untyped: ORT types them itself) and runs the model once, handing the large
 weights to ORT as arrays rather than serialising them into the model's bytes
 (:func:`session_model`). The heavier runtime layer (:mod:`graphfeat.runtime`)
-sits above this one and is not imported.
+sits above this one, builds its deploy-time sessions with :func:`ort_session`,
+and is not imported here.
 """
 from __future__ import annotations
 
