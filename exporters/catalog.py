@@ -3,7 +3,8 @@
 ``python -m exporters.catalog`` prints it; ``--write-readme`` puts it into
 README.md between the ``families`` markers, ``--check`` exits 1 when the
 README is out of date. Models are built with ``init=False`` (no seeded weights,
-no BatchNorm calibration): only their structure and ``feature_info`` are read.
+no BatchNorm calibration) and deferred parameters (no initial values drawn): only
+their structure and ``feature_info`` are read.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .factory import create_model
+from .init import deferred_parameters
 from .registry import _model_family, list_families
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -52,7 +54,8 @@ def _rows(registry: tuple) -> tuple:  # keyed on the registry's contents, built 
     rows = []
     for family in sorted(list_families()):
         models = family_models(family)
-        rep = create_model(models[0], features_only=True, init=False)
+        with deferred_parameters():  # the structure only: no parameter is read
+            rep = create_model(models[0], features_only=True, init=False)
         info = rep.feature_info
         rows.append({
             "family": family,

@@ -6,6 +6,7 @@ from typing import Any, Iterable
 from mindspore import nn
 
 from .checkpoint import load_checkpoint_into
+from .init import deferred_parameters
 from .registry import model_entrypoint
 
 
@@ -28,18 +29,20 @@ def create_model(
     negative: from the end). ``seed`` fixes the random weights;
     ``checkpoint_path`` then overrides them from a ``.ckpt`` (``auto_mapping``
     maps classifier names onto the flattened names of scenario 2). The load
-    report is kept as ``model.load_report``.
+    report is kept as ``model.load_report``. The checkpoint must hold every
+    parameter, so MindSpore's own initialisers are then skipped (deferred).
     """
     create_fn = model_entrypoint(model_name)
-    model = create_fn(
-        pretrained=pretrained,
-        num_classes=num_classes,
-        in_channels=in_channels,
-        features_only=features_only,
-        out_indices=out_indices,
-        seed=seed,
-        **kwargs,
-    )
+    with deferred_parameters(bool(checkpoint_path)):
+        model = create_fn(
+            pretrained=pretrained,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            features_only=features_only,
+            out_indices=out_indices,
+            seed=seed,
+            **kwargs,
+        )
     if checkpoint_path:
         model.load_report = load_checkpoint_into(model, checkpoint_path, auto_mapping=auto_mapping)
     model.set_train(False)

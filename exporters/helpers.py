@@ -8,7 +8,7 @@ from mindspore import nn
 from graphfeat.errors import GraphfeatError
 
 from .features import FeatureExtractWrapper
-from .init import seeded_weights
+from .init import deferred_parameters, seeded_weights
 
 
 def default_cfg(url: str = "", **kwargs: Any) -> dict[str, Any]:
@@ -49,14 +49,17 @@ def build_model_with_cfg(
     classifier built with the same seed. ``init=False`` skips the seeded weights
     and the BatchNorm calibration (MindSpore's default weights remain): a cheap
     way to read a model's structure and ``feature_info``, or to build a model
-    whose every weight then comes from a checkpoint.
+    whose every weight then comes from a checkpoint. With ``init`` the model is
+    built without MindSpore's own initialisers (:func:`.init.deferred_parameters`),
+    whose draws the seeded weights would replace.
     """
     if pretrained:
         raise GraphfeatError(
             "pretrained=True needs a download, and graphfeat downloads nothing; "
             "pass checkpoint_path='path/to/model.ckpt' instead"
         )
-    model = model_cls(**kwargs)
+    with deferred_parameters(init):
+        model = model_cls(**kwargs)
     model.default_cfg = dict(default_cfg or {})
     if init:
         # a rewritten feature class names the class it shares seeded weights with (``init_like``)

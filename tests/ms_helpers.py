@@ -7,6 +7,7 @@ import numpy as np
 from mindspore import Tensor
 
 import exporters
+from exporters.init import deferred_parameters
 
 # the smallest model of each family runs the slower checks
 PREFERRED = ["resnet18", "resnest50", "repvgg_a0", "mobilenet_v3_small_100", "convnext_tiny",
@@ -36,9 +37,10 @@ def classifier(name: str, seed: int = 0):
 
 @lru_cache(maxsize=2)
 def unseeded(name: str, features_only: bool = False):
-    """A cached registered model without weight initialisation (cheap: nothing compiles); vgg16's still
-    holds 0.5 GB of MindSpore's default-initialised parameters."""
-    return exporters.create_model(name, features_only=features_only, init=False)
+    """A cached registered model without weight initialisation (cheap: nothing compiles, and its parameters
+    draw MindSpore's default values only when read or run)."""
+    with deferred_parameters():
+        return exporters.create_model(name, features_only=features_only, init=False)
 
 
 def levels(model, x: np.ndarray) -> list[np.ndarray]:
