@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from contextlib import nullcontext
-
 from typing import TYPE_CHECKING
 
 import numpy as np
