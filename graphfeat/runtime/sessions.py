@@ -9,8 +9,9 @@ evaluator. A requested provider that is not active is a warning
 """
 from __future__ import annotations
 
+import os
 import warnings
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Union
 
 import numpy as np
 import onnx
@@ -18,7 +19,11 @@ import onnx
 from ..errors import GraphfeatError
 from ..graph import exposed
 from ..graph.probe import ort_session
+from ..onnxfile import load_skeleton, load_with_weights
 from .workers import worker_threads
+
+#: what a runtime loads: a model, or the path of an ONNX file (read by the runtime itself, external data and all)
+Source = Union[onnx.ModelProto, str, os.PathLike]
 
 RUNTIMES = ("onnxruntime", "openvino", "reference")
 
@@ -55,24 +60,27 @@ def provider_names(providers) -> list[str]:
     return [p if isinstance(p, str) else str(p[0]) for p in providers]
 
 
-def _onnxruntime(model: onnx.ModelProto, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
+def _onnxruntime(source: Source, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
     # a deploy-time session: ORT's full optimisation, its threads spin-waiting between the runs; with
     # ``graphfeat export --jobs N``, the worker's share of the cores
-    session = ort_session(model, "all", providers=providers, spin=True, threads=worker_threads())
+    session = ort_session(source, "all", providers=providers, spin=True, threads=worker_threads())
     names = [o.name for o in session.get_outputs()]
     return (lambda feeds: dict(zip(names, session.run(names, feeds)))), list(session.get_providers())
 
 
-def _openvino(model: onnx.ModelProto, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
+def _openvino(source: Source, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
     try:
         import openvino as ov
     except ImportError:
         raise GraphfeatError("the openvino runtime is not installed; pip install 'graphfeat[openvino]'") from None
     core = ov.Core()
+    if isinstance(source, onnx.ModelProto):
+        read, graph = core.read_model(source.SerializeToString(), b""), source.graph
+    else:
+        read, graph = core.read_model(os.fspath(source)), load_skeleton(source)[0].graph
     # OpenVINO's CPU plugin computes in bf16 where the processor can; ask for fp32 explicitly
-    compiled = core.compile_model(core.read_model(model.SerializeToString(), b""), "CPU",
-                                  {"INFERENCE_PRECISION_HINT": "f32"})
-    names = [o.name for o in model.graph.output]
+    compiled = core.compile_model(read, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    names = [o.name for o in graph.output]
 
     def run(feeds: dict) -> dict:
         result = compiled(feeds)
@@ -81,9 +89,10 @@ def _openvino(model: onnx.ModelProto, providers=None) -> tuple[Callable[[dict], 
     return run, ["openvino:CPU"]
 
 
-def _reference(model: onnx.ModelProto, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
+def _reference(source: Source, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
     from onnx.reference import ReferenceEvaluator
 
+    model = source if isinstance(source, onnx.ModelProto) else load_with_weights(source)
     evaluator = ReferenceEvaluator(model)
     names = [o.name for o in model.graph.output]
     return (lambda feeds: dict(zip(names, evaluator.run(None, feeds)))), ["onnx.reference"]
@@ -92,9 +101,12 @@ def _reference(model: onnx.ModelProto, providers=None) -> tuple[Callable[[dict],
 _LOADERS = {"onnxruntime": _onnxruntime, "openvino": _openvino, "reference": _reference}
 
 
-def session(model: onnx.ModelProto, runtime: str = "onnxruntime", providers=None,
+def session(model: Source, runtime: str = "onnxruntime", providers=None,
             strict_providers: bool = False) -> Session:
     """A :class:`Session` (``feeds -> {output name: array}``) running ``model`` on ``runtime``.
+
+    ``model``: a proto (its weights in memory), or the path of an ONNX file, which ONNX Runtime and
+    OpenVINO read themselves, external data included: no copy of the weights is made in Python.
 
     ``providers`` go to ONNX Runtime (the other runtimes take none). When one of them is not active after
     loading, a :class:`ProviderWarning` says which providers run instead; with ``strict_providers`` it is a

@@ -21,7 +21,7 @@ from ..errors import GraphfeatError
 from ..graph import input_spec, is_quantized
 from ..info import feature_levels
 from ..levels import read_metadata
-from ..onnxfile import load_model, materialize_external_data
+from ..onnxfile import load_model, load_skeleton, materialize_external_data, validate_external_data
 from .compare import LevelMetrics, compare_level
 from .precision import criterion_for, level_precisions
 from .sessions import run_onnxruntime, session
@@ -196,8 +196,8 @@ def verify_runtimes(path: str | os.PathLike, *, model: str | None = None, checkp
     runtimes = list(dict.fromkeys(runtimes))
     if not runtimes:
         raise GraphfeatError("name at least one runtime")
-    onnx_model = load_model(path)
-    materialize_external_data(onnx_model, Path(path).parent)
+    onnx_model, _ = load_skeleton(path)  # graph, metadata and types: each runtime reads the weights from the file
+    validate_external_data(onnx_model, Path(path).parent)  # graphfeat's checks, before a runtime reads the data
     levels = _levels_of(onnx_model, str(path))
     names = [lv.get("layer", lv["name"]) for lv in levels]  # a --strides level names the layer it stands for
     input_name, dims = input_spec(onnx_model)
@@ -226,7 +226,7 @@ def verify_runtimes(path: str | os.PathLike, *, model: str | None = None, checkp
         if d is not None and d != x.shape[k]:
             raise GraphfeatError(f"the model takes input dim {k} = {d}, the reference has {x.shape[k]}"
                                  + ("; export without --static-batch for other batches" if k == 0 else ""))
-    sessions = {rt: session(onnx_model, rt, providers, strict_providers) for rt in runtimes}  # fail before MindSpore
+    sessions = {rt: session(path, rt, providers, strict_providers) for rt in runtimes}  # fail before MindSpore
     if model is not None:
         expected = mindspore_levels(model, names, x, checkpoint, seed)
     elif original is not None:

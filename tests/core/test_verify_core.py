@@ -255,3 +255,42 @@ def test_exposed_runs_intermediate_tensors_in_place_and_restores_the_outputs():
     with pytest.raises(GraphfeatError), exposed(model, [names[0], names[0]]):
         pass
     assert model.SerializeToString() == before
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino", "reference"])
+def test_feature_pyramid_reads_external_weights_from_the_file(files, tmp_path, runtime):
+    """The runtime loads the file itself (its weights never pass through Python): a cut whose weights sit in
+    a side file gives the values of the same cut held in memory, on every runtime."""
+    if runtime == "openvino":
+        pytest.importorskip("openvino")
+    from graphfeat.runtime import session
+
+    model = onnx.load(files["cut"])
+    path = tmp_path / "ext.onnx"
+    onnx.save(onnx.load(files["cut"]), path, save_as_external_data=True, location="ext.onnx.data", size_threshold=0)
+    assert path.stat().st_size * 5 < (tmp_path / "ext.onnx.data").stat().st_size  # the weights are outside
+    x = np.random.default_rng(5).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    got = FeaturePyramid(path, runtime=runtime)(x)
+    expected = session(model, runtime)({model.graph.input[0].name: x})
+    for name, tensor in zip(LEVELS, (lv["tensor"] for lv in read_metadata(model)["levels"])):
+        assert float(np.abs(expected[tensor]).std()) > 1e-3
+        np.testing.assert_array_equal(got[name], expected[tensor], err_msg=f"{runtime} {name}")
+
+
+def test_feature_pyramid_refuses_a_hostile_external_location_before_the_runtime_reads_it(files, tmp_path):
+    model = onnx.load(files["cut"])
+    outside = tmp_path / "outside.data"
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    path = inner / "ext.onnx"
+    onnx.save(model, path, save_as_external_data=True, location="ext.onnx.data", size_threshold=0)
+    (inner / "ext.onnx.data").rename(outside)
+    hostile = onnx.load(path, load_external_data=False)
+    for tensor in hostile.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../outside.data"
+    path.write_bytes(hostile.SerializeToString())
+    with pytest.raises(GraphfeatError, match=r"'\.\.'") as err:
+        FeaturePyramid(path)
+    assert "../outside.data" in str(err.value)
