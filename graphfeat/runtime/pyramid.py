@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import GraphfeatError
 from ..graph import input_spec
 from ..levels import FeatureInfo, read_metadata
-from ..onnxfile import load_skeleton, validate_external_data
+from ..onnxfile import load_skeleton
 from .sessions import session
 from .verification import input_dtype, run_error
 
@@ -33,7 +33,8 @@ class FeaturePyramid:
     def __init__(self, path: str | os.PathLike, runtime: str = "onnxruntime",
                  providers: Sequence[str] | None = None, strict_providers: bool = False) -> None:
         self.path = Path(path)
-        model, _ = load_skeleton(self.path)  # graph and metadata: the runtime reads the weights from the file
+        # graph and metadata (external-data locations checked): the runtime reads the weights from the file
+        model, _ = load_skeleton(self.path)
         record = read_metadata(model)
         if record is None:
             raise GraphfeatError(f"'{path}' has no graphfeat metadata; make it with graphfeat cut")
@@ -45,7 +46,6 @@ class FeaturePyramid:
         self._levels = levels
         self._tensors = [lv["tensor"] for lv in levels]
         self.input_name, self.input_shape = input_spec(model)
-        validate_external_data(model, self.path.parent)  # graphfeat's checks, before a runtime reads the data
         self._dtype = input_dtype(model)
         self._run = session(self.path, runtime, providers, strict_providers)
         self.runtime = runtime

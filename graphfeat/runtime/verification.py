@@ -21,7 +21,7 @@ from ..errors import GraphfeatError
 from ..graph import input_spec, is_quantized
 from ..info import feature_levels
 from ..levels import read_metadata
-from ..onnxfile import load_model, load_skeleton, materialize_external_data, validate_external_data
+from ..onnxfile import load_model, load_skeleton, materialize_external_data
 from .compare import LevelMetrics, compare_level
 from .precision import criterion_for, level_precisions
 from .sessions import run_onnxruntime, session
@@ -196,8 +196,8 @@ def verify_runtimes(path: str | os.PathLike, *, model: str | None = None, checkp
     runtimes = list(dict.fromkeys(runtimes))
     if not runtimes:
         raise GraphfeatError("name at least one runtime")
-    onnx_model, _ = load_skeleton(path)  # graph, metadata and types: each runtime reads the weights from the file
-    validate_external_data(onnx_model, Path(path).parent)  # graphfeat's checks, before a runtime reads the data
+    # graph, metadata and types (external-data locations checked): each runtime reads the weights from the file
+    onnx_model, _ = load_skeleton(path)
     levels = _levels_of(onnx_model, str(path))
     names = [lv.get("layer", lv["name"]) for lv in levels]  # a --strides level names the layer it stands for
     input_name, dims = input_spec(onnx_model)
