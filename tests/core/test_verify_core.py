@@ -7,6 +7,7 @@ runtimes; the reference is either an npz written here from the fp32 model or the
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -294,3 +295,15 @@ def test_feature_pyramid_refuses_a_hostile_external_location_before_the_runtime_
     with pytest.raises(GraphfeatError, match=r"'\.\.'") as err:
         FeaturePyramid(path)
     assert "../outside.data" in str(err.value)
+
+
+def test_feature_pyramid_and_verify_give_onnx_runtime_the_path(files, monkeypatch):
+    """What keeps the weights out of Python: ONNX Runtime gets the file's path, not serialized bytes."""
+    import graphfeat.runtime.sessions as sessions
+
+    sources = []
+    real = sessions.ort_session
+    monkeypatch.setattr(sessions, "ort_session", lambda source, *a, **k: sources.append(source) or real(source, *a, **k))
+    FeaturePyramid(files["cut"])
+    verify(files["cut"], reference=files["ref"])
+    assert [os.fspath(s) for s in sources] == [os.fspath(files["cut"])] * 2
