@@ -33,6 +33,24 @@ def test_resnet_stages_and_stem(style):
         assert res.resolved_by == BY_STYLE[style]
 
 
+@pytest.mark.parametrize("style", ["torchscript", "mindspore"])
+def test_a_strategy_is_built_only_when_the_ones_before_it_do_not_know_the_name(style, monkeypatch):
+    """The parameter strategy (an owner map of every initializer) is built only for a name the scopes
+    do not resolve: resolving a scoped export's stages never builds it, a MindSpore-style export's does."""
+    import graphfeat.resolve.resolver as resolver_module
+
+    built = []
+    real = resolver_module.ParameterStrategy
+    monkeypatch.setattr(resolver_module, "ParameterStrategy", lambda index: built.append(1) or real(index))
+    model, truth = resnet_like(style)
+    r = resolver(model)
+    assert [r.resolve(n).tensor for n in ("layer1", "layer4")] == [truth["layer1"], truth["layer4"]]
+    assert len(built) == (0 if style == "torchscript" else 1)
+    list(r.structural())
+    list(r.structural())
+    assert len(built) == 1  # listing them all builds each once
+
+
 @pytest.mark.parametrize("style", [*SCOPED, "mindspore"])
 def test_flattened_sequential_dotted_names(style):
     model, truth = features_like(style)
