@@ -41,7 +41,7 @@ class Resolver:
 
     def structural(self) -> Iterator[ScopeStrategy | ParameterStrategy]:
         """The structural strategies that apply to this graph, in order, each built when first reached: a
-        name the scopes resolve never builds the parameter strategy (0.48 s on a 100k-node graph)."""
+        name the scopes resolve never builds the parameter strategy (an owner map of every initializer)."""
         for kind in (ScopeStrategy, ParameterStrategy):
             if kind not in self._built:
                 strategy = kind(self.index)
