@@ -60,7 +60,7 @@ def provider_names(providers) -> list[str]:
     return [p if isinstance(p, str) else str(p[0]) for p in providers]
 
 
-def _onnxruntime(source: Source, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
+def _onnxruntime(source: Source, graph: onnx.GraphProto, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
     # a deploy-time session: ORT's full optimisation, its threads spin-waiting between the runs; with
     # ``graphfeat export --jobs N``, the worker's share of the cores
     session = ort_session(source, "all", providers=providers, spin=True, threads=worker_threads())
@@ -68,16 +68,16 @@ def _onnxruntime(source: Source, providers=None) -> tuple[Callable[[dict], dict]
     return (lambda feeds: dict(zip(names, session.run(names, feeds)))), list(session.get_providers())
 
 
-def _openvino(source: Source, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
+def _openvino(source: Source, graph: onnx.GraphProto, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
     try:
         import openvino as ov
     except ImportError:
         raise GraphfeatError("the openvino runtime is not installed; pip install 'graphfeat[openvino]'") from None
     core = ov.Core()
     if isinstance(source, onnx.ModelProto):
-        read, graph = core.read_model(source.SerializeToString(), b""), source.graph
+        read = core.read_model(source.SerializeToString(), b"")
     else:
-        read, graph = core.read_model(os.fspath(source)), load_skeleton(source)[0].graph
+        read = core.read_model(os.fspath(source))
     # OpenVINO's CPU plugin computes in bf16 where the processor can; ask for fp32 explicitly
     compiled = core.compile_model(read, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     names = [o.name for o in graph.output]
@@ -89,12 +89,12 @@ def _openvino(source: Source, providers=None) -> tuple[Callable[[dict], dict], l
     return run, ["openvino:CPU"]
 
 
-def _reference(source: Source, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
+def _reference(source: Source, graph: onnx.GraphProto, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
     from onnx.reference import ReferenceEvaluator
 
     model = source if isinstance(source, onnx.ModelProto) else load_with_weights(source)
     evaluator = ReferenceEvaluator(model)
-    names = [o.name for o in model.graph.output]
+    names = [o.name for o in graph.output]
     return (lambda feeds: dict(zip(names, evaluator.run(None, feeds)))), ["onnx.reference"]
 
 
@@ -106,7 +106,9 @@ def session(model: Source, runtime: str = "onnxruntime", providers=None,
     """A :class:`Session` (``feeds -> {output name: array}``) running ``model`` on ``runtime``.
 
     ``model``: a proto (its weights in memory), or the path of an ONNX file, which ONNX Runtime and
-    OpenVINO read themselves, external data included: no copy of the weights is made in Python.
+    OpenVINO read themselves, external data included: no copy of the weights is made in Python. A path
+    is first read without its weights (:func:`graphfeat.onnxfile.load_skeleton`), so graphfeat's checks of
+    the file and of every external-data location come before a runtime reads them.
 
     ``providers`` go to ONNX Runtime (the other runtimes take none). When one of them is not active after
     loading, a :class:`ProviderWarning` says which providers run instead; with ``strict_providers`` it is a
@@ -115,8 +117,9 @@ def session(model: Source, runtime: str = "onnxruntime", providers=None,
     if runtime not in _LOADERS:
         raise GraphfeatError(f"unknown runtime '{runtime}'; choose one of {', '.join(RUNTIMES)}")
     requested = provider_names(providers)
+    graph = model.graph if isinstance(model, onnx.ModelProto) else load_skeleton(model)[0].graph
     try:
-        run, active = _LOADERS[runtime](model, providers if runtime == "onnxruntime" else None)
+        run, active = _LOADERS[runtime](model, graph, providers if runtime == "onnxruntime" else None)
     except GraphfeatError:
         raise
     except Exception as exc:  # each runtime raises its own types

@@ -279,6 +279,9 @@ def test_feature_pyramid_reads_external_weights_from_the_file(files, tmp_path, r
 
 
 def test_feature_pyramid_refuses_a_hostile_external_location_before_the_runtime_reads_it(files, tmp_path):
+    """graphfeat's checks run on a path given to ``FeaturePyramid`` and to ``runtime.session`` alike."""
+    from graphfeat.runtime import session
+
     model = onnx.load(files["cut"])
     outside = tmp_path / "outside.data"
     inner = tmp_path / "inner"
@@ -292,9 +295,10 @@ def test_feature_pyramid_refuses_a_hostile_external_location_before_the_runtime_
             if entry.key == "location":
                 entry.value = "../outside.data"
     path.write_bytes(hostile.SerializeToString())
-    with pytest.raises(GraphfeatError, match=r"'\.\.'") as err:
-        FeaturePyramid(path)
-    assert "../outside.data" in str(err.value)
+    for load in (FeaturePyramid, session):
+        with pytest.raises(GraphfeatError, match=r"'\.\.'") as err:
+            load(path)
+        assert "../outside.data" in str(err.value)
 
 
 def test_feature_pyramid_and_verify_give_onnx_runtime_the_path(files, monkeypatch):
