@@ -314,7 +314,7 @@ def _prove_batch(model: onnx.ModelProto, probe: np.ndarray, outputs: Sequence[st
     try:
         if run is None:
             with exposed(model, outputs):
-                run = session(model, "onnxruntime")
+                run = session(model, "onnxruntime", prepack=False)
         pair = run({INPUT_NAME: np.concatenate([probe, second])})
         alone = [probe_values if probe_values is not None else run({INPUT_NAME: probe}),
                  run({INPUT_NAME: second})]

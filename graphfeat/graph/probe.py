@@ -65,7 +65,7 @@ _LEVELS = {"all": "ORT_ENABLE_ALL", "basic": "ORT_ENABLE_BASIC", "none": "ORT_DI
 
 def ort_session(source: onnx.ModelProto | bytes | str | os.PathLike, optimize: str = "basic",
                 initializers: Mapping[str, np.ndarray] | None = None, *, providers: Sequence | None = None,
-                spin: bool = False, threads: int | None = None):
+                spin: bool = False, prepack: bool = False, threads: int | None = None):
     """An ONNX Runtime session on a model (proto, serialized bytes, or path); GraphfeatError if ORT refuses.
 
     The one place graphfeat builds an ORT session: the probe runs here and in the names layer, and the
@@ -73,13 +73,17 @@ def ort_session(source: onnx.ModelProto | bytes | str | os.PathLike, optimize: s
 
     ``optimize``: ``"basic"`` (constant folding, redundant nodes; never removes a graph output), ``"all"``
     (ORT's default, for sessions that run many times) or ``"none"``. ``initializers``: the arrays of the
-    model's initializers that :func:`session_model` left out of its bytes (ORT reads them in place; keep
+    model's initializers that :func:`session_model` left out of its bytes (ORT reads them from there; keep
     them alive with the session). ``providers``: ORT's execution providers (default: the CPU). ``threads``:
     ORT's intra-op threads (default: ORT's own choice).
 
     ``spin``: whether ORT's threads spin-wait between ops (ORT's default, which pays off over many runs).
     Probe sessions run once or twice, so by default their threads sleep instead: spinning costs on shared
-    cores (hrnet_w32's probe run took 0.54 s instead of 0.90 s on 2 busy cores)."""
+    cores (hrnet_w32's probe run took 0.54 s instead of 0.90 s on 2 busy cores).
+
+    ``prepack``: whether ORT pre-packs weights for its matrix kernels while it loads (ORT's default, which
+    pays off over many runs). Off by default: packing copies them, which for vgg11's 0.5 GB of weights
+    costs ~0.45 s and ~0.4 GiB more peak memory while the session loads, for runs no faster at batch 1."""
     if optimize not in _LEVELS:
         raise ValueError(f"optimize must be one of {sorted(_LEVELS)}, got {optimize!r}")
     ort = _ort()
@@ -88,6 +92,8 @@ def ort_session(source: onnx.ModelProto | bytes | str | os.PathLike, optimize: s
     so.log_severity_level = 4  # a failure becomes one GraphfeatError, not an ORT log line as well
     if not spin:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if not prepack:
+        so.add_session_config_entry("session.disable_prepacking", "1")
     if threads:
         so.intra_op_num_threads = threads
     if initializers:
@@ -127,19 +133,22 @@ def ort_output_types(session) -> dict[str, onnx.TypeProto]:
     return types
 
 
-def session_model(model: onnx.ModelProto, outputs: Sequence[str]) -> tuple[bytes, dict[str, np.ndarray]]:
-    """``model`` (not modified) as ORT session input, with the top-level tensors ``outputs`` as its
-    only outputs (untyped): the serialized model, whose large initializers are marked as external
-    data, and those initializers' arrays by name (for :func:`ort_session`).
+def session_model(model: onnx.ModelProto, outputs: Sequence[str] | None = None
+                  ) -> tuple[bytes, dict[str, np.ndarray]]:
+    """``model`` (not modified) as ORT session input: the serialized model, whose large initializers are
+    marked as external data, and those initializers' arrays by name (for :func:`ort_session`).
+    ``outputs``: the top-level tensors to make its only outputs (untyped); None keeps the model's own.
 
     Serialising a model of 160 MB of weights takes ~0.7 s; this copies each large weight once, into
-    an array ORT uses in place, and serialises only the graph. Initializers without their data
-    (a skeleton's) or already external are left as they are."""
+    an array handed to ORT, and serialises only the graph. ORT 1.32 still copies the arrays while it
+    loads, so the session holds as much as one made from the serialized model, but it loads sooner
+    (vgg11, 0.5 GB: 1.2 s instead of 2.2 s, this call included). Initializers without their data (a
+    skeleton's) or already external are left as they are."""
     head = onnx.ModelProto()
     _copy_fields(head, model, skip={"graph"})
     graph = head.graph
-    _copy_fields(graph, model.graph, skip={"initializer", "output"})
-    for name in dict.fromkeys(outputs):
+    _copy_fields(graph, model.graph, skip={"initializer"} if outputs is None else {"initializer", "output"})
+    for name in dict.fromkeys(outputs or ()):
         graph.output.add().name = name
     arrays: dict[str, np.ndarray] = {}
     for tensor in model.graph.initializer:

@@ -311,3 +311,51 @@ def test_feature_pyramid_and_verify_give_onnx_runtime_the_path(files, monkeypatc
     FeaturePyramid(files["cut"])
     verify(files["cut"], reference=files["ref"])
     assert [os.fspath(s) for s in sources] == [os.fspath(files["cut"])] * 2
+
+
+def test_a_model_in_memory_reaches_onnx_runtime_as_a_graph_and_its_weight_arrays(monkeypatch, tmp_path):
+    """``runtime.session(proto)`` serializes the graph alone and hands ORT the large weights as arrays (no
+    serialized copy for ORT to parse again); the values are exactly those of the same model read from a file.
+    ``prepack=False`` (an export's proofs, one-shot runs) turns ORT's weight pre-packing off: its matrix
+    products may round differently, but stay far inside the proofs' tolerance."""
+    import graphfeat.runtime.sessions as sessions
+    from onnx import TensorProto, helper, numpy_helper
+
+    from graphfeat.runtime import run_onnxruntime, session
+
+    rng = np.random.default_rng(3)
+    weights = {"W": rng.standard_normal((256, 512)), "B": rng.standard_normal((384, 512)),
+               "C": rng.standard_normal((16, 3, 3, 3)), "small": rng.standard_normal((8, 64))}
+    inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()]
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["m"]), helper.make_node("Gemm", ["m", "B"], ["g"], transB=1),
+             helper.make_node("MatMul", ["small", "g"], ["s"], name="tiny"),
+             helper.make_node("Conv", ["img", "C"], ["c"], pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "mm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 256]),
+                                            helper.make_tensor_value_info("img", TensorProto.FLOAT, [2, 3, 32, 32])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("s", "c")], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = {"x": rng.standard_normal((64, 256)).astype(np.float32),
+             "img": rng.standard_normal((2, 3, 32, 32)).astype(np.float32)}
+    calls = []
+    real = sessions.ort_session
+    monkeypatch.setattr(sessions, "ort_session",
+                        lambda source, *a, **k: calls.append((source, a, k)) or real(source, *a, **k))
+
+    default = session(model)(feeds)
+    source, args, kwargs = calls[-1]
+    assert isinstance(source, bytes) and len(source) < 8192  # the graph and C, "small": W and B hold 1.3 MB
+    assert sorted(args[1]) == ["B", "W"] and kwargs["prepack"] is True  # C and "small" (512 values) stay inline
+    onnx.save(model, tmp_path / "mm.onnx")
+    from_file = session(tmp_path / "mm.onnx")(feeds)
+    for name in ("s", "c"):
+        assert float(np.abs(default[name]).std()) > 1.0
+        np.testing.assert_array_equal(default[name], from_file[name], err_msg=name)
+
+    one_shot = session(model, prepack=False)(feeds)
+    assert calls[-1][2]["prepack"] is False
+    once = run_onnxruntime(model, feeds, ["g"])
+    assert calls[-1][2]["prepack"] is False
+    for name in ("s", "c"):
+        scale = float(np.abs(default[name]).max())
+        assert float(np.abs(one_shot[name] - default[name]).max()) <= 1e-5 * scale, name
+    assert once["g"].shape == (64, 384)
