@@ -15,7 +15,7 @@ import onnx
 from .errors import GraphfeatError
 from .graph import GraphIndex, Shape
 from .levels import FeatureInfo, level_dims
-from .onnxfile import check_sane, load_skeleton, load_with_weights
+from .onnxfile import check_sane, load_skeleton, weights_loader
 from .resolve import Resolver, ValueFinder
 from .resolve.strides import TensorStride, measure_strides, trunk_candidates
 
@@ -57,12 +57,6 @@ def _load(model_or_path: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto
     return load_skeleton(model_or_path)[0]  # the weights are never needed here
 
 
-def _full_loader(model_or_path):
-    if isinstance(model_or_path, onnx.ModelProto):
-        return lambda: model_or_path
-    return lambda: load_with_weights(model_or_path)
-
-
 def feature_levels(model_or_path: onnx.ModelProto | str | os.PathLike, *,
                    reference: str | os.PathLike | None = None, like: str | os.PathLike | None = None) -> list[Level]:
     """The model's feature layers: from its graphfeat metadata, else resolved structurally.
@@ -76,7 +70,7 @@ def feature_levels(model_or_path: onnx.ModelProto | str | os.PathLike, *,
     is a GraphfeatError naming it, as for the cut.
     """
     index = GraphIndex(_load(model_or_path))
-    resolver = Resolver(index, ValueFinder(index, _full_loader(model_or_path), reference=reference, like=like))
+    resolver = Resolver(index, ValueFinder(index, weights_loader(model_or_path), reference=reference, like=like))
     levels = resolver.levels()
     measured = _measured(index) if levels else {}
     rows = []

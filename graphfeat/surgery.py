@@ -23,7 +23,6 @@ import gc
 import os
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +36,12 @@ from .onnxfile import (
     check_destination,
     check_sane,
     load_skeleton,
-    load_with_weights,
     materialize_deferred,
     materialize_external_data,
     save_model,
     tensor_sizes,
     TensorSizes,
+    weights_loader,
 )
 from .resolve import Resolution, Resolver, ValueFinder
 
@@ -107,14 +106,13 @@ def cut(
             model = onnx.ModelProto()
             model.CopyFrom(model_or_path)
             base_dir = deferred = None
-            load_full = lambda: model_or_path  # noqa: E731 - the caller's model is never modified
         else:
             path = as_path(model_or_path)
             model, deferred = load_skeleton(path)
             base_dir = path.parent
-            load_full = partial(load_with_weights, path)  # read only if a level is found by value
         cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs,
-                  strides=strides, layout=layout, reference=reference, like=like, load_full=load_full)
+                  strides=strides, layout=layout, reference=reference, like=like,
+                  load_full=weights_loader(model_or_path))  # read only if a level is found by value
         if base_dir is not None:
             materialize_external_data(model, base_dir)
         materialize_deferred(model, deferred)
@@ -158,7 +156,7 @@ def cut_file(
         model, deferred = load_skeleton(src)
         _, sizes = _cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs,
                               strides=strides, layout=layout, reference=reference, like=like,
-                              load_full=partial(load_with_weights, src))
+                              load_full=weights_loader(src))
         return save_model(model, dst, src_dir=src.parent, src=src, force=force, deferred=deferred, sizes=sizes)
 
 

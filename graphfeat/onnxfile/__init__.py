@@ -8,7 +8,8 @@ staging). It imports only :mod:`graphfeat.errors`; every layer above reads and
 writes files through the names listed here.
 """
 from .external import materialize_external_data, validate_external_data
-from .load import as_path, check_sane, load_model, load_skeleton, load_with_weights, materialize_deferred
+from .load import (as_path, check_sane, load_model, load_skeleton, load_with_weights, materialize_deferred,
+                   weights_loader)
 from .save import atomic_write, check_destination, save_model
 from .tensors import TensorSizes, all_tensors, holds_data, is_external, tensor_nbytes, tensor_sizes
 from .wire import DEFER_MIN_BYTES, Deferred
@@ -33,4 +34,5 @@ __all__ = [
     "tensor_nbytes",
     "tensor_sizes",
     "validate_external_data",
+    "weights_loader",
 ]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import onnx
@@ -78,6 +80,14 @@ def load_with_weights(path: str | os.PathLike) -> onnx.ModelProto:
     model = load_model(path)
     materialize_external_data(model, path.parent)
     return model
+
+
+def weights_loader(model_or_path: onnx.ModelProto | str | os.PathLike) -> Callable[[], onnx.ModelProto]:
+    """A call that returns the whole model, weights and all, when a step needs them (finding a level by
+    value): the given proto itself (never modified by that step), or the file read by :func:`load_with_weights`."""
+    if isinstance(model_or_path, onnx.ModelProto):
+        return lambda: model_or_path
+    return partial(load_with_weights, model_or_path)
 
 
 def load_skeleton(path: str | os.PathLike) -> tuple[onnx.ModelProto, Deferred | None]:
