@@ -7,7 +7,8 @@
   *embedded* initializers in the file (:mod:`.wire`), so a cut holds the
   graph in memory, not the weights.
 * :func:`load_with_weights` reads the external weights too, for a model
-  handed to ONNX Runtime as bytes (which cannot tell where the file was).
+  handed to ONNX Runtime as bytes (which cannot tell where the file was);
+  :func:`weights_loader` defers that read until a step needs the weights.
 """
 from __future__ import annotations
 
