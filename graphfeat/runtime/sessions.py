@@ -64,8 +64,7 @@ def _onnxruntime(source: Source, graph: onnx.GraphProto, providers=None,
                  prepack: bool = True) -> tuple[Callable[[dict], dict], list[str]]:
     # a deploy-time session: ORT's full optimisation, its threads spin-waiting between the runs; with
     # ``graphfeat export --jobs N``, the worker's share of the cores. A proto's large weights go to ORT as
-    # arrays (``session_model``), not serialized with the graph for ORT to parse: vgg11's session loads in
-    # 1.2 s instead of 2.2 s
+    # arrays, not serialized with the graph (see ``session_model``)
     arrays = None
     if isinstance(source, onnx.ModelProto):
         source, arrays = session_model(source)
