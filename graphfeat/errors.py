@@ -1,7 +1,7 @@
 """The exception types graphfeat raises for bad input (the CLI turns each into exit code 2)."""
 from __future__ import annotations
 
-__all__ = ["CheckpointNotFoundError", "GraphfeatError", "OutputError"]
+__all__ = ["CheckpointNotFoundError", "GraphfeatError", "GraphfeatNote", "OutputError"]
 
 
 class GraphfeatError(ValueError):
@@ -19,3 +19,8 @@ class CheckpointNotFoundError(GraphfeatError, FileNotFoundError):
 
 class OutputError(GraphfeatError, OSError):
     """Writing the result failed (disk full, permissions, a name too long): nothing was left behind."""
+
+
+class GraphfeatNote(UserWarning):
+    """Something the user should know that does not stop the command (a lost record, say); the CLI prints it as
+    one line on stderr."""

@@ -73,6 +73,7 @@ def cut(
     layout: str = "nchw",
     reference: str | os.PathLike | None = None,
     like: str | os.PathLike | None = None,
+    neck: bool = False,
 ) -> onnx.ModelProto:
     """Return a copy of the model whose outputs are the requested feature layers.
 
@@ -81,7 +82,8 @@ def cut(
     ``out_indices``: negative counts from the end), ``tensors`` (tensor
     names, kept in the given order and named as they are) or ``strides``
     (``[4, 8, 16, 32]``: one level per stride, measured, see
-    :mod:`graphfeat.resolve.strides`; outputs ``stride4``, ...). Layers become
+    :mod:`graphfeat.resolve.strides`; outputs ``stride4``, ...; on a detector
+    the backbone's levels, or with ``neck`` the tensors its neck hands the heads). Layers become
     outputs named after them, shallow to deep; the original outputs are
     dropped unless ``keep_outputs``; everything no output needs is removed;
     the graphfeat metadata lists exactly the kept levels. ``layout`` applies to
@@ -112,7 +114,7 @@ def cut(
             base_dir = path.parent
         cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs,
                   strides=strides, layout=layout, reference=reference, like=like,
-                  load_full=weights_loader(model_or_path))  # read only if a level is found by value
+                  load_full=weights_loader(model_or_path), neck=neck)  # read only if a level is found by value
         if base_dir is not None:
             materialize_external_data(model, base_dir)
         materialize_deferred(model, deferred)
@@ -138,6 +140,7 @@ def cut_file(
     layout: str = "nchw",
     reference: str | os.PathLike | None = None,
     like: str | os.PathLike | None = None,
+    neck: bool = False,
 ) -> Path:
     """Cut the model at ``src`` and write it to ``dst`` (default ``MODEL.features.onnx``).
 
@@ -156,7 +159,7 @@ def cut_file(
         model, deferred = load_skeleton(src)
         _, sizes = _cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs,
                               strides=strides, layout=layout, reference=reference, like=like,
-                              load_full=weights_loader(src))
+                              load_full=weights_loader(src), neck=neck)
         return save_model(model, dst, src_dir=src.parent, src=src, force=force, deferred=deferred, sizes=sizes)
 
 
@@ -164,22 +167,25 @@ def cut_model(model: onnx.ModelProto, layers: Sequence[str] | None = None, indic
               tensors: Sequence[str] | None = None, keep_outputs: bool = False,
               strides: Sequence[int] | None = None, layout: str = "nchw", reference: str | os.PathLike | None = None,
               like: str | os.PathLike | None = None, load_full: Callable[[], onnx.ModelProto] | None = None,
-              ) -> list[Resolution]:
+              neck: bool = False) -> list[Resolution]:
     """Cut ``model`` in place (see :func:`cut`); return the kept levels' resolutions in output order.
 
     ``load_full`` returns the model with its weights, for the one ONNX Runtime run that finds
     renamed levels by value; by default ``model`` itself (then it must hold its weights)."""
-    return _cut_model(model, layers, indices, tensors, keep_outputs, strides, layout, reference, like, load_full)[0]
+    return _cut_model(model, layers, indices, tensors, keep_outputs, strides, layout, reference, like, load_full,
+                      neck)[0]
 
 
 def _cut_model(model: onnx.ModelProto, layers, indices, tensors, keep_outputs, strides, layout, reference, like,
-               load_full) -> tuple[list[Resolution], TensorSizes]:
+               load_full, neck=False) -> tuple[list[Resolution], TensorSizes]:
     """:func:`cut_model`, and the result's :func:`~graphfeat.onnxfile.tensor_sizes` (for its save)."""
     if layout not in LAYOUT_CHOICES:
         raise GraphfeatError(f"layout must be one of {', '.join(LAYOUT_CHOICES)}, got {layout!r}")
     index = GraphIndex(model)
     resolver = Resolver(index, ValueFinder(index, load_full, reference=reference, like=like))
-    picked = _select(resolver, layers, indices, tensors, strides)
+    if neck and strides is None:
+        raise GraphfeatError("--neck selects by stride: give it with --strides (e.g. --strides 8 16 32 --neck)")
+    picked = _select(resolver, layers, indices, tensors, strides, neck)
     sources = {r.name: r.tensor for r in picked}
     if strides is not None and layout == "nchw":
         sources.update(_to_nchw(model, picked))
@@ -256,14 +262,14 @@ def _to_nchw(model: onnx.ModelProto, picked: list[Resolution]) -> dict[str, str]
     return converted
 
 
-def _select(resolver: Resolver, layers, indices, tensors, strides=None) -> list[Resolution]:
+def _select(resolver: Resolver, layers, indices, tensors, strides=None, neck=False) -> list[Resolution]:
     given = [(k, v) for k, v in (("layers", layers), ("indices", indices), ("tensors", tensors),
                                  ("strides", strides)) if v is not None]
     if len(given) != 1:
         raise GraphfeatError("give exactly one of --layers, --indices, --tensors or --strides")
     kind, values = given[0]
     if kind == "strides":  # shallow to deep, like every selection
-        return sorted(resolver.resolve_strides(values), key=lambda r: r.placement.stride)
+        return sorted(resolver.resolve_strides(values, neck=neck), key=lambda r: r.placement.stride)
     if isinstance(values, (str, bytes, int)):
         values = [values]
     try:
@@ -312,6 +318,9 @@ def _record(index: GraphIndex, picked: list[Resolution], pairs, model: onnx.Mode
                      "layout": "nchw" if source != res.tensor else (p.layout or "unknown"), "resolved_by": "strides"}
             if res.layer is not None:
                 level["layer"] = res.layer
+            if res.source is not None:
+                level["source"] = res.source
+            level["origin"] = res.tensor  # the tensor of the input graph the rule took
             if res.level is not None:
                 level["source_index"] = res.level.get("source_index", res.level.get("index"))
         elif res.level is not None:

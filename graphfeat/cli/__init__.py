@@ -6,17 +6,18 @@ lives in :mod:`._format`. To add a verb, write its module and list it in
 :data:`VERBS`. Only the verb given is imported (all of them for ``--help``):
 ``graphfeat export`` starts its MindSpore worker without importing onnx,
 networkx or ONNX Runtime first. A GraphfeatError anywhere becomes one line on stderr and exit
-code 2. This is the top layer: nothing in graphfeat imports it.
+code 2; a GraphfeatNote one line on stderr, and the command goes on. This is the top layer: nothing in graphfeat imports it.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 from types import ModuleType
 
-from ..errors import GraphfeatError
+from ..errors import GraphfeatError, GraphfeatNote
 from ._format import printable
 
 #: the verbs in the order ``--help`` lists them; verb ``v`` lives in module ``._v``
@@ -44,7 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a verb's arguments parse the same with its subparser alone; anything else (--help, a typo) gets all
     args = build_parser(argv[:1] if argv[:1] and argv[0] in VERBS else VERBS).parse_args(argv)
     try:
-        return _verb(args.command).run(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", GraphfeatNote)
+            warnings.showwarning = lambda message, *_: print(  # one line each, as for errors
+                f"graphfeat {args.command}: note: {printable(str(message))}", file=sys.stderr)
+            return _verb(args.command).run(args)
     except GraphfeatError as exc:
         print(f"graphfeat {args.command}: error: {printable(str(exc))}", file=sys.stderr)
         return 2

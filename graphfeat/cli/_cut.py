@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..levels import read_feature_record
+from ..onnxfile import load_skeleton
 from ..surgery import LAYOUT_CHOICES, cut_file
 from ._args import add_level_sources
+from ._format import cut_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             "stride, or on an anonymous graph the deepest trunk tensor; outputs stride4, ...")
     p.add_argument("-o", "--output", help="output file (default: MODEL.features.onnx beside the input)")
     p.add_argument("--keep-outputs", action="store_true", help="keep the model's original outputs too")
+    p.add_argument("--neck", action="store_true",
+                   help="with --strides on a detector: the neck's outputs (what the heads read), not the backbone's levels")
     p.add_argument("--layout", choices=LAYOUT_CHOICES, default="nchw",
                    help="with --strides: deliver every level as NCHW (default), or as the graph computes it")
     add_level_sources(p)
@@ -28,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     out = cut_file(args.model, args.output, layers=args.layers, indices=args.indices, tensors=args.tensors,
                    strides=args.strides, layout=args.layout, keep_outputs=args.keep_outputs, force=args.force,
-                   reference=args.reference, like=args.like)
+                   reference=args.reference, like=args.like, neck=args.neck)
+    record, _ = read_feature_record(load_skeleton(out)[0])
+    print(cut_table((record or {}).get("levels", [])))
     print(f"wrote {out}")
     return 0

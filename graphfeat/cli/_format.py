@@ -57,6 +57,21 @@ def candidates_table(rows: list[StrideCandidate]) -> str:
     return head + "\n" + table(list(CANDIDATE_COLUMNS), cells)
 
 
+def cut_table(levels: list[dict]) -> str:
+    """What a cut kept: each output, the tensor it came from and why (the rule, and the layer it stands for)."""
+    rows = []
+    for lv in levels:
+        if lv.get("resolved_by") == "strides":
+            why = f"{lv.get('source', 'backbone')}: deepest at stride {lv.get('reduction')}"
+            if lv.get("layer"):
+                why += f" (layer {lv['layer']})"
+        else:
+            why = lv.get("resolved_by") or "metadata"
+        rows.append([lv.get("name"), lv.get("origin", lv.get("tensor")), lv.get("chs"), lv.get("reduction"),
+                     lv.get("layout", "nchw"), why])
+    return table(["output", "from tensor", "chs", "stride", "layout", "why"], rows)
+
+
 def levels_json(rows: list[Level], candidates: list[StrideCandidate] | None = None) -> dict[str, Any]:
     """The ``--json`` document: ``{"layers": [{index, name, chs, reduction, tensor, shape, resolved_by, stride,
     layout, note}], "candidates": [{stride, tensor, op, shape, layout, deepest, class_token}]}``."""

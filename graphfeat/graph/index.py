@@ -267,17 +267,27 @@ class GraphIndex:
         return g
 
     @cached_property
-    def bottlenecks(self) -> set[int]:
-        """Nodes on every path from the graph inputs to the outputs: the dominators of ``SINK`` from
-        ``SOURCE`` in :attr:`nx_graph` (networkx's ``immediate_dominators``)."""
-        idom = nx.immediate_dominators(self.nx_graph, SOURCE)
-        chain: set[int] = set()
-        cur = idom.get(SINK)
+    def idom(self) -> dict:
+        """Each node's immediate dominator from ``SOURCE`` in :attr:`nx_graph` (networkx's
+        ``immediate_dominators``): the dominator tree, built once."""
+        return nx.immediate_dominators(self.nx_graph, SOURCE)
+
+    def dominators(self, node) -> list[int]:
+        """The nodes on every path from the graph inputs to ``node`` (a node index or ``SINK``), deepest first,
+        ``node`` itself excluded."""
+        idom = self.idom
+        chain: list[int] = []
+        cur = idom.get(node)
         while cur is not None and cur != SOURCE:
-            chain.add(cur)
+            chain.append(cur)
             nxt = idom[cur]
             cur = None if nxt == cur else nxt
         return chain
+
+    @cached_property
+    def bottlenecks(self) -> set[int]:
+        """Nodes on every path from the graph inputs to the outputs: the dominators of ``SINK``."""
+        return set(self.dominators(SINK))
 
     @cached_property
     def types(self) -> dict[str, onnx.TypeProto]:

@@ -9,17 +9,23 @@ of the file on ONNX Runtime for all stale levels), or the level is refused.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 
 import onnx
 
-from ..errors import GraphfeatError
+from ..errors import GraphfeatError, GraphfeatNote
 from ..graph import GraphIndex
 from ..levels import read_feature_record
 from ..onnxfile import holds_data, is_external
 from .fingerprint import Match, Targets, find_levels, producer_op
 from .modules import Resolution
 
+#: the ``producer_name`` ``graphfeat export`` writes; the tools that drop ``metadata_props`` keep it
+PRODUCER = "graphfeat"
+LOST_RECORD = ("this file was written by graphfeat export but its feature record is gone (a tool dropped its "
+               "metadata: Polygraphy's constant folding does); its levels are listed from the graph's structure. "
+               "Give --like ORIGINAL.onnx or --reference REF.npz to recover the recorded levels by value")
 STALE_HINT = ("re-export or re-cut the model, or give the export's reference (--reference REF.npz) or the "
               "original file (--like ORIGINAL.onnx) to find the level by value")
 
@@ -87,7 +93,10 @@ class MetadataStrategy:
 
     Without a record in the file, an explicit reference (``ValueFinder`` with
     ``reference``/``like``) supplies the levels; they are then ``resolved_by``
-    ``"reference"``.
+    ``"reference"``. A file that ``graphfeat export`` wrote (its ``producer_name``,
+    which Polygraphy, onnxsim and onnxslim keep) and that has no record, and no
+    reference either, gets a :class:`~graphfeat.errors.GraphfeatNote` naming the
+    recovery; a file from any other exporter does not.
     """
 
     resolved_by = "metadata"
@@ -100,6 +109,8 @@ class MetadataStrategy:
             targets = finder.targets(None)
             record, self.complete = targets.record, True
             self.resolved_by = "reference"
+        if record is None and index.model.producer_name == PRODUCER:
+            warnings.warn(LOST_RECORD, GraphfeatNote, stacklevel=2)
         self.record = record
         self.levels: list[dict] = list(record["levels"]) if record else []
         self.by_name = {lv["name"]: lv for lv in self.levels}

@@ -36,6 +36,9 @@ from .modules import ModuleStrategy
 from ..graph.region import ambiguous, canonical, chain_units, entries, exits, extend_tail, hull
 
 _PARAM = re.compile(r"^[A-Za-z_][\w\-]*(\.[\w\-]+)+$")
+#: PaddlePaddle's generated parameter names (``conv2d_0.w_0``, ``batch_norm2d_5.w_1``: a counter per layer
+#: type, not a module path) and paddle2onnx's own constants (``helper.constant.0``): they name no layer
+_UNIQUE = re.compile(r"^([a-z][a-z0-9_]*_\d+\.[wb]_\d+|helper\.constant\.\d+)$")
 _ACTIVATIONS = {
     "relu", "leakyrelu", "prelu", "sigmoid", "hardsigmoid", "hardswish", "tanh", "elu", "selu", "celu",
     "gelu", "mish", "softplus", "softsign", "clip", "thresholdedrelu", "mul",
@@ -84,7 +87,8 @@ class ParameterStrategy(ModuleStrategy):
         self._regions: dict[str, set[int]] = {}
         self._covers: dict[str, tuple[list[int] | set[int], set[int]]] = {}
         # tensor -> its owning module, or the set of them when several own it (a Constant-only op's output)
-        tensor_owner: dict[str, str | set[str]] = {name: name.rsplit(".", 1)[0] for name in filter(_PARAM.match, index.initializers)}
+        tensor_owner: dict[str, str | set[str]] = {
+            name: name.rsplit(".", 1)[0] for name in index.initializers if _PARAM.match(name) and not _UNIQUE.match(name)}
         if not tensor_owner:
             return
         chains: dict[str, tuple[str, ...]] = {}  # module -> its path from the top (``a``, ``a.b``)

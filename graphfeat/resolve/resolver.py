@@ -4,7 +4,8 @@ Each strategy has the same interface: ``available``, ``resolve(name)`` (a
 :class:`Resolution`, ``None`` if it does not know the name, or a
 GraphfeatError if it knows the name but cannot pick one tensor — then no
 weaker strategy is asked, so nothing is guessed), ``layer_names()`` and
-``known_names()``. Order: graphfeat metadata, module scopes, parameters.
+``known_names()``. Order: graphfeat metadata, PyTorch module scopes,
+TensorFlow name scopes, parameters.
 """
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import difflib
 from collections.abc import Iterator, Sequence
 
 from ..errors import GraphfeatError
-from ..graph import GraphIndex
+from ..graph import GraphIndex, image_input
+from .dominance import check_claims
 from .metadata import MetadataStrategy, ValueFinder
 from .modules import Resolution
 from .params import ParameterStrategy
 from .scope import ScopeStrategy
-from .strides import TensorStride, check_strides, measure_strides, pick_strides
+from .tfscope import TFScopeStrategy
+from .strides import TensorStride, analyse, check_strides, measure_strides, pick_named, pick_strides
 
 #: ops whose output starts a classifier head rather than ending a feature level
 HEAD_OPS = {"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "ReduceMean", "ReduceMax", "Flatten"}
@@ -37,12 +40,12 @@ class Resolver:
         self.index = index
         self.metadata = MetadataStrategy(index, finder)
         self._levels: list[Resolution] | None = None
-        self._built: dict[type, ScopeStrategy | ParameterStrategy | None] = {}
+        self._built: dict[type, ScopeStrategy | TFScopeStrategy | ParameterStrategy | None] = {}
 
-    def structural(self) -> Iterator[ScopeStrategy | ParameterStrategy]:
+    def structural(self) -> Iterator[ScopeStrategy | TFScopeStrategy | ParameterStrategy]:
         """The structural strategies that apply to this graph, in order, each built when first reached: a
         name the scopes resolve never builds the parameter strategy (an owner map of every initializer)."""
-        for kind in (ScopeStrategy, ParameterStrategy):
+        for kind in (ScopeStrategy, TFScopeStrategy, ParameterStrategy):
             if kind not in self._built:
                 strategy = kind(self.index)
                 self._built[kind] = strategy if strategy.available else None
@@ -80,23 +83,61 @@ class Resolver:
         level = next((lv for lv in self.metadata.levels if lv["tensor"] == tensor), None)
         return Resolution(tensor, tensor, "tensor", level)
 
-    def resolve_strides(self, strides: Sequence[int]) -> list[Resolution]:
+    def resolve_strides(self, strides: Sequence[int], neck: bool = False) -> list[Resolution]:
         """One level per requested stride (``--strides``), in the order requested, named ``stride<S>``.
 
-        A file whose levels have names (metadata, scopes, parameters) gives the
-        deepest *named* level at each stride, by its measured stride (its
-        recorded reduction where the tensor cannot be measured). A file without
-        gives the automatic pyramid (:func:`graphfeat.resolve.strides.pick_strides`).
+        A file with graphfeat's record gives its deepest recorded level at each
+        stride (by its measured stride, or its recorded reduction where the tensor
+        cannot be measured): the export defines the levels. A file with layer
+        names from its structure gives the deepest named level *on the trunk*
+        (:func:`graphfeat.resolve.strides.pick_named`: on a detector the
+        backbone's trunk, so a neck output is never taken for a backbone level).
+        Where no named level is there, or with ``neck``, the rule picks
+        (:func:`graphfeat.resolve.strides.pick_strides`); where the rule finds no
+        trunk tensor at a stride of a file without a neck, the deepest named
+        level at that stride is taken (a multi-branch network's branch).
         """
         wanted = check_strides(strides)
-        named = self.levels()
-        if not named:
-            return [Resolution(f"stride{c.stride}", c.tensor, "strides", placement=TensorStride(
-                c.tensor, c.stride, c.layout, c.shape, c.channels, c.grid, c.class_token))
-                for c in pick_strides(self.index, wanted)]
+        if self.metadata.available and not neck:
+            return self._recorded_strides(wanted)
+        analysis = analyse(self.index)
+        named = [] if neck else [(r.name, r.tensor) for r in self._structural_levels()]
+        picked = []
+        for s in wanted:
+            hit = pick_named(self.index, analysis, named, s)
+            if hit is not None:
+                m = analysis.measured[hit[0]]
+                picked.append(Resolution(f"stride{s}", hit[0], "strides", placement=m, layer=hit[1], source="backbone"))
+                continue
+            try:
+                (c,) = pick_strides(self.index, [s], neck=neck, analysis=analysis)
+            except GraphfeatError:
+                fallback = None if neck or analysis.end is not None else self._deepest_named(s, analysis.measured)
+                if fallback is None:
+                    raise
+                picked.append(fallback)
+                continue
+            placement = TensorStride(c.tensor, c.stride, c.layout, c.shape, c.channels, c.grid, c.class_token)
+            picked.append(Resolution(f"stride{s}", c.tensor, "strides", placement=placement, source=c.source))
+        ruled = [(r.tensor, r.placement.stride, r.source) for r in picked if r.source is not None]
+        check_claims(self.index.model, image_input(self.index.model).name, analysis.claims(self.index, ruled))
+        return picked
+
+    def _structural_levels(self) -> list[Resolution]:
+        return [] if self.metadata.available else self.levels()
+
+    def _deepest_named(self, s: int, measured) -> Resolution | None:
+        found = None
+        for res in self._structural_levels():  # shallow to deep: the deepest at the stride wins
+            m = measured.get(res.tensor)
+            if m is not None and m.stride == s:  # a branch, off the trunk: no source, no claim on paths
+                found = Resolution(f"stride{s}", res.tensor, "strides", placement=m, layer=res.name)
+        return found
+
+    def _recorded_strides(self, wanted: list[int]) -> list[Resolution]:
         measured = measure_strides(self.index)
         by_stride: dict[int, tuple[Resolution, TensorStride]] = {}
-        for res in named:  # shallow to deep: the deepest at each stride wins
+        for res in self.levels():  # shallow to deep: the deepest at each stride wins
             m = measured.get(res.tensor)
             if m is None or m.stride is None:
                 declared = (res.level or {}).get("reduction")
@@ -167,6 +208,11 @@ class Resolver:
         known = set(available)
         for strategy in self._strategies():
             known.update(strategy.known_names())
+        if not known and not self.metadata.available:
+            return GraphfeatError(
+                f"unknown layer '{name}': this file carries no layer names (no graphfeat record, module scopes or "
+                "parameter names; paddle2onnx, for one, keeps none). Select levels by stride with --strides "
+                "(e.g. --strides 4 8 16 32); `graphfeat info` lists the candidates")
         close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
         listing = ", ".join(available) if available else "none resolvable (see `graphfeat info`)"
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""

@@ -80,6 +80,8 @@ from onnx import helper
 
 from ..errors import GraphfeatError
 from ..graph.probe import ort_session
+from .downsampling import path_strides
+from .neck import find_neck
 from ..graph import LAYOUTS, GraphIndex, ImageInput, image_input, infer_types, shape_of, skeleton, skeleton_file, with_input_shapes
 
 #: probe sizes (H, W) for inputs with symbolic H/W: the first is the one reported
@@ -115,6 +117,7 @@ class Candidate:
     deepest: bool
     class_token: bool = False
     grid: tuple[int, int] | None = None
+    source: str = "backbone"  # "backbone", or "neck": a detector neck's output
 
 
 # -- shapes at a concrete size ---------------------------------------------------------
@@ -284,11 +287,16 @@ def measure_strides(index: GraphIndex, probe_size: tuple[int, int] | None = None
             found = memo[key] = _fits(shape, size, batch)
         return found
 
+    spatial = {inp.name}  # tensors that carry the image's grid, fitted or not (a rank-6 patch merging)
     for t, shape in first.items():  # the input, then the data tensors in topological order
+        if t != inp.name and not _carries_grid(index, t, result, spatial):
+            continue
+        spatial.add(t)
         if shape is None and len(probes) == 1:
             continue
-        fits = fits_of(shape, first_size)
-        per_probe = [fits] + [fits_of(shapes.get(t), size) for size, shapes in probes[1:]]
+        tokens_of = _token_source(index, t, result)
+        fits = _from_source(fits_of(shape, first_size), tokens_of)
+        per_probe = [fits] + [_from_source(fits_of(shapes.get(t), size), tokens_of) for size, shapes in probes[1:]]
         if not any(per_probe):
             continue
         shape = shape or ()
@@ -306,7 +314,76 @@ def measure_strides(index: GraphIndex, probe_size: tuple[int, int] | None = None
             continue
         layout, s, cls, grid, ch = common[0]
         result[t] = TensorStride(t, s, layout, shape, ch, grid, cls)
+    _by_path(index, inp.name, probes, batch, result)
     return result
+
+
+#: ops that move a grid between layouts and ranks without computing on it
+_LAYOUT_OPS = frozenset({"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast"})
+
+
+def _carries_grid(index: GraphIndex, t: str, fitted: dict[str, TensorStride], spatial: set[str]) -> bool:
+    """Whether ``t`` can hold the image's grid: a data input of its producer is fitted, or the producer only
+    rearranges a tensor that carries it. A shape that merely fits (a detector head's ``(B, C, N)`` read as
+    ``N`` tokens, their concatenation) is not measured."""
+    p = index.producer.get(t)
+    if p is None:
+        return False
+    ins = index.data_inputs_of[p]
+    if any(x in fitted for x in ins):
+        return True
+    return index.nodes[p].op_type in _LAYOUT_OPS and any(x in spatial for x in ins)
+
+
+def _token_source(index: GraphIndex, t: str, fitted: dict[str, TensorStride]) -> TensorStride | None:
+    """The placed 4-D tensor a ``Reshape``/``Flatten`` turns into ``t``, if any."""
+    p = index.producer.get(t)
+    if p is None or index.nodes[p].op_type not in ("Reshape", "Flatten"):
+        return None
+    src = next((fitted[x] for x in index.data_inputs_of[p] if x in fitted), None)
+    return src if src is not None and src.layout in _AXES and src.grid else None
+
+
+def _from_source(fits: list[_Fit], src: TensorStride | None) -> list[_Fit]:
+    """Token fits of a reshaped grid: only from NHWC (reshaping NCHW gives ``(B, C, H*W)``, channels first,
+    not tokens), and only its own count of tokens."""
+    if src is None:
+        return fits
+    n = src.grid[0] * src.grid[1]
+    return [f for f in fits if f[0] != "tokens" or (src.layout == "nhwc" and f[3][0] * f[3][1] == n and not f[2])]
+
+
+def _by_path(index: GraphIndex, image: str, probes: list, batch: int, result: dict[str, TensorStride]) -> None:
+    """Correct the strides an unpadded network's sizes mislabel: where the ops on the way give another stride
+    (:mod:`graphfeat.resolve.downsampling`) and the tensor's size fits it as a valid-padded size at every probe
+    size, that stride wins (Inception-v3's 17x17 at 299 px is stride 16, not 18)."""
+    def measured(t: str) -> int | None:
+        m = result.get(t)
+        return m.stride if m is not None else None
+
+    for t, s in path_strides(index, image, measured).items():
+        known = result.get(t)
+        if s is None or s < 2 or (known is not None and known.stride == s):
+            continue
+        per_probe = [_valid_fits(shapes.get(t), size, batch, s) for size, shapes in probes]
+        common = [f for f in per_probe[0] if all(any(_key(g) == _key(f) for g in other) for other in per_probe[1:])]
+        if len(common) > 1:
+            common = _by_producer(index, result, t, common)
+        if len(common) == 1:
+            layout, _, _, grid, ch = common[0]
+            result[t] = TensorStride(t, s, layout, probes[0][1][t], ch, grid)
+
+
+def _valid_fits(shape: tuple | None, size: tuple[int, int], batch: int, s: int) -> list[_Fit]:
+    """4-D fits at stride ``s`` of a size that unpadded ops shrank: each spatial dim n within
+    ``full / (2 s) < n <= ceil(full / s)`` (nearer to stride ``s`` than to ``2 s``)."""
+    if shape is None or len(shape) != 4 or shape[0] != batch:
+        return []
+    fits = []
+    for layout, grid, ch in (("nchw", shape[2:4], shape[1]), ("nhwc", shape[1:3], shape[3])):
+        if grid != (1, 1) and all(full / (2 * s) < n <= -(-full // s) for full, n in zip(size, grid)):
+            fits.append((layout, s, False, tuple(grid), ch))
+    return fits
 
 
 def _by_producer(index: GraphIndex, known: dict[str, TensorStride], t: str, fits: list[_Fit]) -> list[_Fit]:
@@ -330,30 +407,70 @@ def _by_producer(index: GraphIndex, known: dict[str, TensorStride], t: str, fits
 
 
 # -- the trunk and the rule -------------------------------------------------------------------
-def _trunk_tensors(index: GraphIndex) -> list[str]:
+def _trunk_tensors(index: GraphIndex, end: str | None = None) -> list[str]:
+    """The tensors on every path from the input to the outputs (``end``: to that tensor, itself included)."""
     outs = set(index.outputs)
+    if end is None:
+        nodes = index.bottlenecks
+    else:
+        nodes = {index.producer[end], *index.dominators(index.producer[end])}
     trunk = []
-    for i in sorted(index.bottlenecks, key=index.pos.__getitem__):
+    for i in sorted(nodes, key=index.pos.__getitem__):
         read = [o for o in index.nodes[i].output if o and (o in index.consumers or o in outs)]
+        if i == index.producer.get(end):
+            read = [end]
         if len(read) == 1:
             trunk.append(read[0])
     return trunk
 
 
-def _analyse(index: GraphIndex) -> tuple[dict[str, TensorStride], list[str], dict[int, list[Candidate]]]:
+@dataclass(frozen=True)
+class Analysis:
+    """What the rule sees: every tensor's measured stride, the trunk (to the backbone's end on a graph with a
+    neck, else to the outputs), its candidates by stride (the rule's pick marked ``deepest``), and the neck's
+    outputs by stride (empty without a neck)."""
+
+    measured: dict[str, TensorStride]
+    trunk: list[str]
+    by_stride: dict[int, list[Candidate]]
+    neck: dict[int, Candidate]
+    end: str | None  # the backbone's last tensor on a graph with a neck
+    neck_exits: dict[int, tuple[str, ...]]  # stride -> where the neck's output there leads
+
+    def claims(self, index: GraphIndex, levels: Sequence[tuple[str, int, str]]) -> list[tuple[str, list[str]]]:
+        """What the rule's definition says of the picked ``levels`` ((tensor, stride, source), any order), for
+        :func:`graphfeat.resolve.dominance.check_claims`: a backbone level lies on every path to the next
+        deeper backbone level and to the trunk's end (the backbone's last tensor, or the graph outputs); a
+        neck output on every path to the places its stride leaves the neck."""
+        end = [self.end] if self.end is not None else list(index.outputs)
+        backbone = sorted((s, t) for t, s, source in levels if source != "neck")
+        found = [(t, [deeper for _, deeper in backbone[k + 1:k + 2]] + end) for k, (_, t) in enumerate(backbone)]
+        found += [(t, list(self.neck_exits.get(s, ()))) for t, s, source in levels if source == "neck"]
+        return found
+
+
+def _candidate(index: GraphIndex, m: TensorStride, source: str) -> Candidate:
+    op = index.nodes[index.producer[m.tensor]].op_type
+    return Candidate(m.tensor, op, m.stride, m.layout, m.shape, m.channels, False, m.class_token, m.grid, source)
+
+
+def analyse(index: GraphIndex) -> Analysis:
+    """Measure, find the trunk (and the neck, if any), and mark the rule's pick at each stride."""
     measured = measure_strides(index)
-    trunk = _trunk_tensors(index)
-    strided = [t for t in trunk if t in measured and measured[t].stride is not None]
+    neck = find_neck(index, measured)
+    trunk = _trunk_tensors(index, neck.end if neck else None)
     by_stride: dict[int, list[Candidate]] = {}
-    for t in strided:  # all precede the head: it starts after the last of them
-        m = measured[t]
-        op = index.nodes[index.producer[t]].op_type
-        by_stride.setdefault(m.stride, []).append(
-            Candidate(t, op, m.stride, m.layout, m.shape, m.channels, False, m.class_token, m.grid))
+    for t in trunk:  # all precede the head: it starts after the last of them
+        m = measured.get(t)
+        if m is not None and m.stride is not None:
+            by_stride.setdefault(m.stride, []).append(_candidate(index, m, "backbone"))
     for cands in by_stride.values():
         k = _before_norm_tail(index, [c.tensor for c in cands])
         cands[k] = replace(cands[k], deepest=True)
-    return measured, trunk, dict(sorted(by_stride.items()))
+    necks = {} if neck is None else {
+        s: replace(_candidate(index, measured[t], "neck"), deepest=True) for s, t in neck.outputs.items()}
+    return Analysis(measured, trunk, dict(sorted(by_stride.items())), necks, neck.end if neck else None,
+                    dict(neck.exits) if neck else {})
 
 
 #: ops a normalization tail is made of: a LayerNorm (or its decomposition into statistics and affine
@@ -401,9 +518,61 @@ def _before_norm_tail(index: GraphIndex, tensors: list[str]) -> int:
     return k
 
 
+#: parameter-free ops an activation is made of (``x * sigmoid(x)``, ``clip(x + 3, 0, 6) / 6``, GELU's ``Erf``)
+_ACTIVATION_OPS = frozenset(
+    "Relu LeakyRelu PRelu Sigmoid HardSigmoid HardSwish Tanh Elu Selu Celu Gelu Mish Softplus Clip Erf Mul Div Add "
+    "Sub Max Min Identity".split())
+
+
+def _activation_step(index: GraphIndex, a: str, b: str) -> bool:
+    """Whether trunk tensor ``b`` is an activation of ``a`` alone: parameter-free elementwise ops (scalar
+    constants only) between them."""
+    seen, stack = set(), [index.producer[b]]
+    while stack:
+        i = stack.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        node = index.nodes[i]
+        if node.op_type not in _ACTIVATION_OPS or node.domain not in ("", "ai.onnx"):
+            return False
+        if any(_size(index, n) > 1 for n in index.inputs_of[i] if n in index.initializers):
+            return False  # a scale or bias with parameters: a layer, not an activation
+        stack.extend(index.producer[n] for n in index.data_inputs(i) if n != a and n in index.producer)
+    return True
+
+
+def _size(index: GraphIndex, name: str) -> int:
+    return math.prod(index.initializers[name].dims)
+
+
+def pick_named(index: GraphIndex, analysis: Analysis, named: Sequence[tuple[str, str]], s: int) -> tuple[str, str] | None:
+    """The level at stride ``s`` of a file whose layers have names (``named``: (name, tensor), shallow to deep):
+    the deepest named tensor on the trunk at that stride, not counting a normalization tail (ConvNeXt's
+    downsampling LayerNorm, a layer of its own in MindCV), then carried through the activation that follows
+    it when names come from parameters (``bn1`` -> the stem's ReLU, MindCV's ``relu``). Returns
+    ``(tensor, name)``, or None when no named tensor of the trunk has stride ``s``."""
+    position = {t: k for k, t in enumerate(analysis.trunk)}
+    at = [(name, t) for name, t in named if t in position and analysis.measured.get(t) is not None
+          and analysis.measured[t].stride == s]
+    if not at:
+        return None
+    at.sort(key=lambda nt: position[nt[1]])
+    name, tensor = at[_before_norm_tail(index, [t for _, t in at])]
+    k = position[tensor]
+    while k + 1 < len(analysis.trunk):
+        nxt = analysis.trunk[k + 1]
+        m = analysis.measured.get(nxt)
+        if m is None or m.stride != s or not _activation_step(index, analysis.trunk[k], nxt):
+            break
+        k += 1
+    return analysis.trunk[k], name
+
+
 def trunk_candidates(index: GraphIndex) -> dict[int, list[Candidate]]:
-    """Stride -> strided trunk tensors before the head, shallow to deep; the rule's pick is marked ``deepest``."""
-    return _analyse(index)[2]
+    """Stride -> strided trunk tensors before the head, shallow to deep; the rule's pick is marked ``deepest``.
+    On a graph with a neck these are the backbone's; :func:`analyse` has the neck's outputs too."""
+    return analyse(index).by_stride
 
 
 def _check_stride(s) -> int:
@@ -433,24 +602,40 @@ def check_strides(strides: Sequence[int]) -> list[int]:
     return wanted
 
 
-def pick_strides(index: GraphIndex, strides: Sequence[int]) -> list[Candidate]:
-    """One level per requested stride, in the order requested: the deepest trunk tensor at that stride."""
+def pick_strides(index: GraphIndex, strides: Sequence[int], neck: bool = False,
+                 analysis: Analysis | None = None) -> list[Candidate]:
+    """One level per requested stride, in the order requested: the deepest trunk tensor at that stride (the
+    backbone's, on a graph with a neck), or with ``neck`` the neck's output there."""
     wanted = check_strides(strides)
-    measured, trunk, by_stride = _analyse(index)
-    on_trunk = set(trunk)
-    unplaced = [m for m in measured.values() if m.stride is None]
+    a = analysis or analyse(index)
+    if neck:
+        if not a.neck:
+            raise GraphfeatError("--neck: this graph has no neck (no deeper tensor is upsampled and merged back at "
+                                 "a shallower stride); drop --neck to take the backbone's levels")
+        missing = [s for s in wanted if s not in a.neck]
+        if missing:
+            have = ", ".join(map(str, a.neck))
+            raise GraphfeatError(f"--neck: no head reads the neck at stride {missing[0]}; its outputs have strides "
+                                 f"{have}; request some of those")
+        return [a.neck[s] for s in wanted]
+    on_trunk = set(a.trunk)
+    unplaced = [m for m in a.measured.values() if m.stride is None]
     picked = []
     for s in wanted:
-        if s in by_stride:
-            picked.append(next(c for c in by_stride[s] if c.deepest))
+        if s in a.by_stride:
+            picked.append(next(c for c in a.by_stride[s] if c.deepest))
             continue
-        branches = [t for t, m in measured.items() if m.stride == s and t not in on_trunk and t in index.producer]
+        branches = [t for t, m in a.measured.items() if m.stride == s and t not in on_trunk and t in index.producer]
+        if a.end is not None:
+            raise GraphfeatError(
+                f"the backbone never reaches stride {s}: its levels have strides {', '.join(map(str, a.by_stride))} "
+                f"(the neck's outputs: {', '.join(map(str, a.neck)) or 'none'}, with --neck)")
         if branches:
             branches.sort(key=lambda t: index.pos[index.producer[t]])
             raise GraphfeatError(
                 f"stride {s} is not on the trunk: the graph reaches it only in parallel branches "
                 f"({_names(branches)}); pick the tensors yourself with --tensors")
-        have = ", ".join(map(str, by_stride)) or "none"
+        have = ", ".join(map(str, a.by_stride)) or "none"
         note = ""
         if unplaced:
             note = f"; {len(unplaced)} tensor(s) could not be measured, e.g. '{unplaced[0].tensor}': {unplaced[0].note}"
