@@ -17,7 +17,7 @@ from .graph import GraphIndex, Shape
 from .levels import FeatureInfo, level_dims
 from .onnxfile import check_sane, load_skeleton, weights_loader
 from .resolve import Resolver, ValueFinder
-from .resolve.strides import TensorStride, measure_strides, trunk_candidates
+from .resolve.strides import Analysis, analyse
 
 
 @dataclass
@@ -34,6 +34,8 @@ class Level:
     stride: int | None = None
     layout: str | None = None
     note: str = ""
+    source: str = ""  # on a detector: "backbone" or "neck"
+    pick: str = ""  # "strides": what `cut --strides` takes at its stride; "neck": what `--neck` takes
 
 
 @dataclass
@@ -48,6 +50,7 @@ class StrideCandidate:
     layout: str
     deepest: bool
     class_token: bool = False
+    source: str = "backbone"  # or "neck": a detector neck's output (what `cut --strides --neck` takes)
 
 
 def _load(model_or_path: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
@@ -72,7 +75,9 @@ def feature_levels(model_or_path: onnx.ModelProto | str | os.PathLike, *,
     index = GraphIndex(_load(model_or_path))
     resolver = Resolver(index, ValueFinder(index, weights_loader(model_or_path), reference=reference, like=like))
     levels = resolver.levels()
-    measured = _measured(index) if levels else {}
+    analysis = _analysis(index) if levels else None
+    measured = analysis.measured if analysis is not None else {}
+    picks = _picks(resolver, analysis)
     rows = []
     for i, res in enumerate(levels):
         m = measured.get(res.tensor)
@@ -88,24 +93,42 @@ def feature_levels(model_or_path: onnx.ModelProto | str | os.PathLike, *,
             if red is None and stride is not None:  # NHWC or tokens: the measurement knows
                 chs, red = m.channels, stride
             index_value = i
+        source = "" if analysis is None or analysis.end is None else (
+            "neck" if res.tensor in analysis.after else "backbone")
         rows.append(Level(index_value, res.name, chs, red, res.tensor, index.shape(res.tensor), res.resolved_by,
-                          stride, layout, note))
+                          stride, layout, note, source, picks.get(res.tensor, "")))
     return rows
 
 
-def _measured(index: GraphIndex) -> dict[str, TensorStride]:
-    """Measured strides, or none when the graph has no image input to measure them from."""
+def _analysis(index: GraphIndex) -> Analysis | None:
+    """The stride rule's view, or none when the graph has no image input to measure strides from."""
     try:
-        return measure_strides(index)
+        return analyse(index)
     except GraphfeatError:
+        return None
+
+
+def _picks(resolver: Resolver, analysis: Analysis | None) -> dict[str, str]:
+    """Tensor -> ``strides`` or ``neck``: what ``cut --strides`` (and ``--neck``) would take at each stride."""
+    if analysis is None:
         return {}
+    strides = sorted({m.stride for m in analysis.measured.values() if m.stride})
+    picks = {c.tensor: "neck" for c in analysis.neck.values()}
+    for s in strides:
+        try:
+            picks.update((r.tensor, "strides") for r in resolver.resolve_strides([s]))
+        except GraphfeatError:
+            continue
+    return picks
 
 
 def stride_candidates(model_or_path: onnx.ModelProto | str | os.PathLike) -> list[StrideCandidate]:
-    """The trunk tensors at each measured stride, shallow to deep (for files without named levels)."""
-    index = GraphIndex(_load(model_or_path))
-    return [StrideCandidate(c.stride, c.tensor, c.op, list(c.shape), c.layout, c.deepest, c.class_token)
-            for cands in trunk_candidates(index).values() for c in cands]
+    """The trunk tensors at each measured stride, shallow to deep, then a detector neck's outputs (for files
+    without named levels)."""
+    a = analyse(GraphIndex(_load(model_or_path)))
+    found = [c for cands in a.by_stride.values() for c in cands] + list(a.neck.values())
+    return [StrideCandidate(c.stride, c.tensor, c.op, list(c.shape), c.layout, c.deepest, c.class_token, c.source)
+            for c in found]
 
 
 def feature_info(model_or_path: onnx.ModelProto | str | os.PathLike) -> FeatureInfo:

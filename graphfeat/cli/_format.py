@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # for the hints only: `graphfeat export` needs neither onnx n
 
 LEVEL_COLUMNS = ("index", "name", "chs", "reduction", "tensor", "shape", "resolved_by", "stride", "layout", "note")
 CANDIDATE_COLUMNS = ("stride", "tensor", "op", "shape", "layout", "deepest")
+#: shown only on a detector: where each level lies, and what `cut --strides` / `--neck` take
+DETECTOR_COLUMNS = ("source", "pick")
 
 
 def printable(text: str) -> str:
@@ -42,8 +44,8 @@ def levels_table(rows: list[Level]) -> str:
     """``graphfeat info``'s table of feature levels (``stride`` and ``layout`` measured)."""
     if not rows:
         return "no feature layers found (no graphfeat metadata, module scopes or named parameters resolve)"
-    return table(list(LEVEL_COLUMNS), [[getattr(r, c) if c != "note" else r.note or "" for c in LEVEL_COLUMNS]
-                                       for r in rows])
+    columns = LEVEL_COLUMNS + (DETECTOR_COLUMNS if any(r.source for r in rows) else ())
+    return table(list(columns), [[getattr(r, c) for c in columns] for r in rows])
 
 
 def candidates_table(rows: list[StrideCandidate]) -> str:
@@ -52,9 +54,13 @@ def candidates_table(rows: list[StrideCandidate]) -> str:
         return "no trunk tensor has a measurable stride (see `graphfeat info --json`)"
     head = ("No named feature layers: the trunk tensors at each measured stride follow. `graphfeat cut --strides S` "
             "takes the one marked deepest; `--tensors` takes any.")
+    neck = any(r.source == "neck" for r in rows)
+    if neck:
+        head += " This graph has a neck: the trunk is the backbone's, and `--strides S --neck` takes the neck rows."
+    columns = list(CANDIDATE_COLUMNS) + (["source"] if neck else [])
     cells = [[r.stride, r.tensor, r.op, r.shape, r.layout + ("+cls" if r.class_token else ""),
-              "deepest" if r.deepest else ""] for r in rows]
-    return head + "\n" + table(list(CANDIDATE_COLUMNS), cells)
+              "deepest" if r.deepest else ""] + ([r.source] if neck else []) for r in rows]
+    return head + "\n" + table(columns, cells)
 
 
 def cut_table(levels: list[dict]) -> str:

@@ -436,6 +436,7 @@ class Analysis:
     neck: dict[int, Candidate]
     end: str | None  # the backbone's last tensor on a graph with a neck
     neck_exits: dict[int, tuple[str, ...]]  # stride -> where the neck's output there leads
+    after: frozenset[str] = frozenset()  # on a graph with a neck: every tensor computed from an upsampled one
 
     def claims(self, index: GraphIndex, levels: Sequence[tuple[str, int, str]]) -> list[tuple[str, list[str]]]:
         """What the rule's definition says of the picked ``levels`` ((tensor, stride, source), any order), for
@@ -470,7 +471,7 @@ def analyse(index: GraphIndex) -> Analysis:
     necks = {} if neck is None else {
         s: replace(_candidate(index, measured[t], "neck"), deepest=True) for s, t in neck.outputs.items()}
     return Analysis(measured, trunk, dict(sorted(by_stride.items())), necks, neck.end if neck else None,
-                    dict(neck.exits) if neck else {})
+                    dict(neck.exits) if neck else {}, neck.after if neck else frozenset())
 
 
 #: ops a normalization tail is made of: a LayerNorm (or its decomposition into statistics and affine

@@ -27,7 +27,7 @@ def meta_path(tmp_path):
 def test_info_json_from_metadata(meta_path, capsys):
     assert main(["info", str(meta_path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert [list(row) for row in doc["layers"]] == [KEYS] * 4
+    assert [list(row) for row in doc["layers"]] == [KEYS + ["source", "pick"]] * 4  # source, pick: on detectors
     first = doc["layers"][0]
     assert (first["index"], first["name"], first["chs"], first["reduction"], first["resolved_by"]) == (0, "layer1", 8, 4, "metadata")
     assert [(r["stride"], r["layout"], r["note"]) for r in doc["layers"]] == [(2 ** (i + 1), "nchw", "") for i in range(1, 5)]

@@ -68,6 +68,13 @@ def opset18(src: Path, dst: Path) -> None:
     _save(version_converter.convert_version(_load(src), 18), dst)
 
 
+def polygraphy_fold(src: Path, dst: Path) -> None:
+    """``polygraphy surgeon sanitize --fold-constants``, as TensorRT users run it (paddle2onnx runs it too)."""
+    from polygraphy.backend.onnx import fold_constants
+
+    _save(fold_constants(_load(src)), dst)
+
+
 def no_metadata(src: Path, dst: Path) -> None:
     model = _load(src)
     del model.metadata_props[:]
@@ -83,6 +90,7 @@ TOOLS = {
     "ort_extended": (ort_extended, "onnxruntime"),
     "opset18": (opset18, "onnx"),
     "no_metadata": (no_metadata, "onnx"),
+    "polygraphy_fold": (polygraphy_fold, "polygraphy"),
 }
 
 
