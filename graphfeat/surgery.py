@@ -318,6 +318,8 @@ def _record(index: GraphIndex, picked: list[Resolution], pairs, model: onnx.Mode
                      "layout": "nchw" if source != res.tensor else (p.layout or "unknown"), "resolved_by": "strides"}
             if res.layer is not None:
                 level["layer"] = res.layer
+            if res.follows is not None:
+                level["after_layer"] = res.follows
             if res.source is not None:
                 level["source"] = res.source
             level["origin"] = res.tensor  # the tensor of the input graph the rule took

@@ -71,6 +71,8 @@ def cut_table(levels: list[dict]) -> str:
             why = f"{lv.get('source', 'backbone')}: deepest at stride {lv.get('reduction')}"
             if lv.get("layer"):
                 why += f" (layer {lv['layer']})"
+            elif lv.get("after_layer"):
+                why += f" (the activation after layer {lv['after_layer']})"
         else:
             why = lv.get("resolved_by") or "metadata"
         rows.append([lv.get("name"), lv.get("origin", lv.get("tensor")), lv.get("chs"), lv.get("reduction"),

@@ -11,7 +11,7 @@ of nodes returns). It imports :mod:`graphfeat.errors` and
 from .check import check_model, infer_types, skeleton, skeleton_file, with_input_shapes
 from .edit import expose, exposed, set_outputs
 from .layout import LAYOUTS, to_nchw
-from .index import SINK, SOURCE, GraphIndex, node_inputs, subgraphs
+from .index import SINK, SOURCE, GraphIndex, node_inputs, nodes_inputs, subgraphs
 from .prune import cleanup
 from .quant import QUANT_OPS, is_quant_op, is_quantized
 from .shapes import ImageInput, Shape, image_input, input_spec, real_inputs, shape_of
@@ -34,6 +34,7 @@ __all__ = [
     "is_quant_op",
     "is_quantized",
     "node_inputs",
+    "nodes_inputs",
     "real_inputs",
     "set_outputs",
     "shape_of",

@@ -112,6 +112,8 @@ class GraphIndex:
         # every node field is read once, here (each protobuf read builds new Python objects)
         op_types = [n.op_type for n in self.nodes]
         domains = [n.domain for n in self.nodes]
+        #: each node's op type and domain as read once
+        self.op_types, self.domains = op_types, domains
         self.inputs_of: list[list[str]] = nodes_inputs(self.nodes, op_types, domains)
         #: each node's output names as written (empty names of omitted optional outputs included)
         self.outputs_of: list[list[str]] = [n.output[:] for n in self.nodes]

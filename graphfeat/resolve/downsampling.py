@@ -21,14 +21,16 @@ against the tensor's size (see :func:`graphfeat.resolve.strides.measure_strides`
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ..graph import GraphIndex
 
 #: ops that resample by an amount their attributes do not state: their output's measured stride is taken
 RESAMPLING = frozenset({"Resize", "Upsample", "Slice", "Reshape", "GridSample", "Col2Im", "RoiAlign", "MaxRoiPool",
                         "CenterCropPad", "Gather", "GatherElements", "Expand", "Tile", "Einsum", "Unsqueeze", "Squeeze",
                         "Flatten"})
+#: standard ops that never change a stride (read without looking at their attributes)
+_KEEPS = frozenset({"Relu", "Add", "Mul", "Sub", "Div", "Sigmoid", "Clip", "BatchNormalization", "Concat", "Identity",
+                    "Transpose", "Cast", "Split", "LeakyRelu", "HardSwish", "HardSigmoid", "Tanh", "Pad", "Softmax",
+                    "LayerNormalization", "InstanceNormalization", "MatMul", "Erf", "Pow", "Sqrt", "ReduceMean"})
 #: ops whose output has no spatial grid left
 GLOBAL_POOLS = frozenset({"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"})
 
@@ -60,24 +62,15 @@ def _step(node, stride: int) -> int | None:
     return stride * strides[0]
 
 
-def path_strides(index: GraphIndex, image: str, measured: Callable[[str], int | None]) -> dict[str, int | None]:
-    """Tensor -> its stride along the path from ``image`` (see the module docstring), for every data tensor
-    computed from ``image``; ``measured(tensor)`` is the stride a resampling op's output size shows."""
-    stride: dict[str, int | None] = {image: 1}
-    nodes, outputs_of, data_inputs_of = index.nodes, index.outputs_of, index.data_inputs_of
-    for i in index.order:
-        known = [stride[t] for t in data_inputs_of[i] if t in stride]
-        if not known:
-            continue
-        node = nodes[i]
-        if node.op_type in RESAMPLING:
-            for out in outputs_of[i]:
-                if out:
-                    stride[out] = measured(out)
-            continue
-        agreed = {s for s in known if s is not None}
-        after = _step(node, agreed.pop()) if len(agreed) == 1 else None
-        for out in outputs_of[i]:
-            if out:
-                stride[out] = after
-    return stride
+def step_stride(index: GraphIndex, i: int, known: list[int | None], measured: int | None) -> int | None:
+    """The stride along the path after node ``i``, from its data inputs' (``known``, None where unknown) and,
+    for a resampling op, its output's ``measured`` stride (see the module docstring)."""
+    op = index.op_types[i]
+    if op in RESAMPLING:
+        return measured
+    agreed = {s for s in known if s is not None}
+    if len(agreed) != 1:
+        return None
+    if op in _KEEPS and not index.domains[i]:
+        return agreed.pop()
+    return _step(index.nodes[i], agreed.pop())

@@ -29,8 +29,8 @@ class Resolution:
     ``level`` is the metadata level it came from, if any; ``source_index`` its
     position in the listing it was selected from (``--indices``), if any;
     ``placement`` its measured stride and layout (a ``TensorStride``) and
-    ``layer`` the named layer it stands for, if any, and ``source`` (``backbone`` or ``neck``), for a level
-    selected by stride.
+    ``layer`` the named layer it stands for, if any (``follows``: the layer whose activation it is, when that
+    activation has no name of its own), and ``source`` (``backbone`` or ``neck``), for a level selected by stride.
     """
 
     name: str
@@ -41,6 +41,7 @@ class Resolution:
     placement: Any = field(default=None, compare=False)
     layer: str | None = field(default=None, compare=False)
     source: str | None = field(default=None, compare=False)  # by stride: "backbone" or "neck"
+    follows: str | None = field(default=None, compare=False)  # by stride: the activation after this layer
 
 
 def full_paths(parts: Iterable[str]) -> list[str]:

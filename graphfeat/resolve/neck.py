@@ -51,19 +51,29 @@ def _stride(measured: Mapping, t: str) -> int | None:
 def find_neck(index: GraphIndex, measured: Mapping) -> Neck | None:
     """The graph's neck (see the module docstring), or None when it has none; ``measured``: tensor ->
     ``TensorStride`` (:func:`graphfeat.resolve.strides.measure_strides`)."""
+    stride = {t: m.stride for t, m in measured.items() if m.stride}
+    ups = set()
+    get, outputs_of, data_inputs_of = stride.get, index.outputs_of, index.data_inputs_of
+    for i in index.order:  # an op whose output has a smaller stride than an input
+        outs = outputs_of[i]
+        out_stride = get(outs[0]) if outs else None
+        if out_stride is not None:
+            for t in data_inputs_of[i]:
+                if get(t, 0) > out_stride:
+                    ups.add(i)
+                    break
+    if not ups:
+        return None
     after: set[str] = set()
     merged = False
-    for i in index.order:
+    for i in index.order[min(index.pos[u] for u in ups):]:
         ins = index.data_inputs_of[i]
         from_up = [t for t in ins if t in after]
-        strides_in = [s for s in (_stride(measured, t) for t in ins) if s]
-        out_stride = next((s for s in (_stride(measured, o) for o in index.outputs_of[i] if o) if s), None)
-        upsamples = bool(strides_in) and out_stride is not None and out_stride < max(strides_in)
         if from_up and len(from_up) < len(set(ins)):
             merged = True
-        if upsamples or from_up:
+        if i in ups or from_up:
             after.update(o for o in index.outputs_of[i] if o)
-    if not after or not merged:
+    if not merged:
         return None
     strided = [(t, m.stride) for t, m in measured.items() if m.stride and t in index.producer]
     backbone = [(t, s) for t, s in strided if t not in after]

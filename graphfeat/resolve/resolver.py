@@ -106,8 +106,10 @@ class Resolver:
         for s in wanted:
             hit = pick_named(self.index, analysis, named, s)
             if hit is not None:
-                m = analysis.measured[hit[0]]
-                picked.append(Resolution(f"stride{s}", hit[0], "strides", placement=m, layer=hit[1], source="backbone"))
+                tensor, name, carried = hit
+                picked.append(Resolution(f"stride{s}", tensor, "strides", placement=analysis.measured[tensor],
+                                         layer=None if carried else name, follows=name if carried else None,
+                                         source="backbone"))
                 continue
             try:
                 (c,) = pick_strides(self.index, [s], neck=neck, analysis=analysis)
@@ -120,7 +122,8 @@ class Resolver:
             placement = TensorStride(c.tensor, c.stride, c.layout, c.shape, c.channels, c.grid, c.class_token)
             picked.append(Resolution(f"stride{s}", c.tensor, "strides", placement=placement, source=c.source))
         ruled = [(r.tensor, r.placement.stride, r.source) for r in picked if r.source is not None]
-        check_claims(self.index.model, image_input(self.index.model).name, analysis.claims(self.index, ruled))
+        check_claims(self.index.model, image_input(self.index.model).name, analysis.claims(self.index, ruled),
+                     fields=(self.index.inputs_of, self.index.outputs_of))
         return picked
 
     def _structural_levels(self) -> list[Resolution]:

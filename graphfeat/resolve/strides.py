@@ -80,7 +80,7 @@ from onnx import helper
 
 from ..errors import GraphfeatError
 from ..graph.probe import ort_session
-from .downsampling import path_strides
+from .downsampling import step_stride
 from .neck import find_neck
 from ..graph import LAYOUTS, GraphIndex, ImageInput, image_input, infer_types, shape_of, skeleton, skeleton_file, with_input_shapes
 
@@ -276,7 +276,7 @@ def measure_strides(index: GraphIndex, probe_size: tuple[int, int] | None = None
     sizes = [inp.hw] if inp.static else list(dict.fromkeys(inp.size(p) for p in probes_hw))
     batch = inp.concrete(sizes[0])[0]
     probes = [(size, _shapes_at(index, inp, size)) for size in sizes]
-    first_size, first = probes[0]
+    first = probes[0][1]
     result: dict[str, TensorStride] = {}
     memo: dict[tuple, list[_Fit]] = {}  # a backbone has few distinct shapes
 
@@ -288,57 +288,72 @@ def measure_strides(index: GraphIndex, probe_size: tuple[int, int] | None = None
         return found
 
     spatial = {inp.name}  # tensors that carry the image's grid, fitted or not (a rank-6 patch merging)
+    path: dict[str, int | None] = {inp.name: 1}  # the stride the ops on the way apply (unpadded networks)
     for t, shape in first.items():  # the input, then the data tensors in topological order
-        if t != inp.name and not _carries_grid(index, t, result, spatial):
+        if t != inp.name and not _carries_grid(index, t, result, spatial, first):
             continue
         spatial.add(t)
-        if shape is None and len(probes) == 1:
-            continue
-        tokens_of = _token_source(index, t, result)
-        fits = _from_source(fits_of(shape, first_size), tokens_of)
-        per_probe = [fits] + [_from_source(fits_of(shapes.get(t), size), tokens_of) for size, shapes in probes[1:]]
-        if not any(per_probe):
-            continue
-        shape = shape or ()
-        common = fits if len(probes) == 1 else [
-            f for f in fits if all(any(_key(g) == _key(f) for g in other) for other in per_probe[1:])]
-        if not common:
-            told = "; ".join(f"{h}x{w}: {_say(p)}" for ((h, w), _), p in zip(probes, per_probe))
-            result[t] = TensorStride(t, None, None, shape, None, note=f"not the same at two probe sizes ({told})")
-            continue
-        if len(common) > 1:
-            common = _by_producer(index, result, t, common)
-        if len(common) != 1:
-            note = f"ambiguous: shape {shape} fits {_say(common)} and its producer's input does not decide"
-            result[t] = TensorStride(t, None, None, shape, None, note=note)
-            continue
-        layout, s, cls, grid, ch = common[0]
-        result[t] = TensorStride(t, s, layout, shape, ch, grid, cls)
-    _by_path(index, inp.name, probes, batch, result)
+        found = None if shape is None and len(probes) == 1 else _place(index, t, probes, fits_of, result)
+        p = index.producer.get(t)
+        if found is not None and found.stride and found.stride & (found.stride - 1) == 0:
+            path[t] = found.stride  # a power of two by the size: what the ops on the way apply (padded ops)
+        elif p is not None:
+            path[t] = s = step_stride(index, p, [path.get(x) for x in index.data_inputs_of[p]],
+                                      found.stride if found is not None else None)
+            if s is not None and s >= 2 and (found is None or found.stride != s):
+                found = _valid_place(index, t, s, probes, batch, result) or found
+        if found is not None:
+            result[t] = found
     return result
+
+
+def _place(index: GraphIndex, t: str, probes: list, fits_of, result: dict[str, TensorStride]) -> TensorStride | None:
+    """``t``'s placement by its size alone (exact fits at every probe size), or None where nothing fits."""
+    (first_size, first), *others = probes
+    shape = first.get(t)
+    tokens_of = _token_source(index, t, result)
+    fits = _from_source(fits_of(shape, first_size), tokens_of)
+    per_probe = [fits] + [_from_source(fits_of(shapes.get(t), size), tokens_of) for size, shapes in others]
+    if not any(per_probe):
+        return None
+    shape = shape or ()
+    common = fits if not others else [
+        f for f in fits if all(any(_key(g) == _key(f) for g in other) for other in per_probe[1:])]
+    if not common:
+        told = "; ".join(f"{h}x{w}: {_say(p)}" for ((h, w), _), p in zip(probes, per_probe))
+        return TensorStride(t, None, None, shape, None, note=f"not the same at two probe sizes ({told})")
+    if len(common) > 1:
+        common = _by_producer(index, result, t, common)
+    if len(common) != 1:
+        note = f"ambiguous: shape {shape} fits {_say(common)} and its producer's input does not decide"
+        return TensorStride(t, None, None, shape, None, note=note)
+    layout, s, cls, grid, ch = common[0]
+    return TensorStride(t, s, layout, shape, ch, grid, cls)
 
 
 #: ops that move a grid between layouts and ranks without computing on it
 _LAYOUT_OPS = frozenset({"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast"})
 
 
-def _carries_grid(index: GraphIndex, t: str, fitted: dict[str, TensorStride], spatial: set[str]) -> bool:
-    """Whether ``t`` can hold the image's grid: a data input of its producer is fitted, or the producer only
-    rearranges a tensor that carries it. A shape that merely fits (a detector head's ``(B, C, N)`` read as
-    ``N`` tokens, their concatenation) is not measured."""
+def _carries_grid(index: GraphIndex, t: str, fitted: dict[str, TensorStride], spatial: set[str],
+                  shapes: dict[str, tuple | None]) -> bool:
+    """Whether ``t`` can hold the image's grid: a data input of its producer is placed, or is a 4-D tensor that
+    carries it unplaced (a padded size), or the producer only rearranges a tensor that carries it. A shape
+    that merely fits (a detector head's ``(B, C, N)`` read as ``N`` tokens, their concatenation) is not
+    measured."""
     p = index.producer.get(t)
     if p is None:
         return False
     ins = index.data_inputs_of[p]
-    if any(x in fitted for x in ins):
+    if any(x in fitted or (x in spatial and len(shapes.get(x) or ()) == 4) for x in ins):
         return True
-    return index.nodes[p].op_type in _LAYOUT_OPS and any(x in spatial for x in ins)
+    return index.op_types[p] in _LAYOUT_OPS and any(x in spatial for x in ins)
 
 
 def _token_source(index: GraphIndex, t: str, fitted: dict[str, TensorStride]) -> TensorStride | None:
     """The placed 4-D tensor a ``Reshape``/``Flatten`` turns into ``t``, if any."""
     p = index.producer.get(t)
-    if p is None or index.nodes[p].op_type not in ("Reshape", "Flatten"):
+    if p is None or index.op_types[p] not in ("Reshape", "Flatten"):
         return None
     src = next((fitted[x] for x in index.data_inputs_of[p] if x in fitted), None)
     return src if src is not None and src.layout in _AXES and src.grid else None
@@ -353,25 +368,19 @@ def _from_source(fits: list[_Fit], src: TensorStride | None) -> list[_Fit]:
     return [f for f in fits if f[0] != "tokens" or (src.layout == "nhwc" and f[3][0] * f[3][1] == n and not f[2])]
 
 
-def _by_path(index: GraphIndex, image: str, probes: list, batch: int, result: dict[str, TensorStride]) -> None:
-    """Correct the strides an unpadded network's sizes mislabel: where the ops on the way give another stride
-    (:mod:`graphfeat.resolve.downsampling`) and the tensor's size fits it as a valid-padded size at every probe
-    size, that stride wins (Inception-v3's 17x17 at 299 px is stride 16, not 18)."""
-    def measured(t: str) -> int | None:
-        m = result.get(t)
-        return m.stride if m is not None else None
-
-    for t, s in path_strides(index, image, measured).items():
-        known = result.get(t)
-        if s is None or s < 2 or (known is not None and known.stride == s):
-            continue
-        per_probe = [_valid_fits(shapes.get(t), size, batch, s) for size, shapes in probes]
-        common = [f for f in per_probe[0] if all(any(_key(g) == _key(f) for g in other) for other in per_probe[1:])]
-        if len(common) > 1:
-            common = _by_producer(index, result, t, common)
-        if len(common) == 1:
-            layout, _, _, grid, ch = common[0]
-            result[t] = TensorStride(t, s, layout, probes[0][1][t], ch, grid)
+def _valid_place(index: GraphIndex, t: str, s: int, probes: list, batch: int,
+                 result: dict[str, TensorStride]) -> TensorStride | None:
+    """``t`` at stride ``s``, the product of the ops' strides on the way (:mod:`graphfeat.resolve.downsampling`),
+    when its size fits ``s`` as an unpadded size at every probe size: that stride wins over the size ratio
+    (Inception-v3's 17x17 at 299 px is stride 16, not 18)."""
+    per_probe = [_valid_fits(shapes.get(t), size, batch, s) for size, shapes in probes]
+    common = [f for f in per_probe[0] if all(any(_key(g) == _key(f) for g in other) for other in per_probe[1:])]
+    if len(common) > 1:
+        common = _by_producer(index, result, t, common)
+    if len(common) != 1:
+        return None
+    layout, _, _, grid, ch = common[0]
+    return TensorStride(t, s, layout, probes[0][1][t], ch, grid)
 
 
 def _valid_fits(shape: tuple | None, size: tuple[int, int], batch: int, s: int) -> list[_Fit]:
@@ -451,7 +460,7 @@ class Analysis:
 
 
 def _candidate(index: GraphIndex, m: TensorStride, source: str) -> Candidate:
-    op = index.nodes[index.producer[m.tensor]].op_type
+    op = index.op_types[index.producer[m.tensor]]
     return Candidate(m.tensor, op, m.stride, m.layout, m.shape, m.channels, False, m.class_token, m.grid, source)
 
 
@@ -547,12 +556,14 @@ def _size(index: GraphIndex, name: str) -> int:
     return math.prod(index.initializers[name].dims)
 
 
-def pick_named(index: GraphIndex, analysis: Analysis, named: Sequence[tuple[str, str]], s: int) -> tuple[str, str] | None:
+def pick_named(index: GraphIndex, analysis: Analysis, named: Sequence[tuple[str, str]],
+               s: int) -> tuple[str, str, bool] | None:
     """The level at stride ``s`` of a file whose layers have names (``named``: (name, tensor), shallow to deep):
     the deepest named tensor on the trunk at that stride, not counting a normalization tail (ConvNeXt's
     downsampling LayerNorm, a layer of its own in MindCV), then carried through the activation that follows
     it when names come from parameters (``bn1`` -> the stem's ReLU, MindCV's ``relu``). Returns
-    ``(tensor, name)``, or None when no named tensor of the trunk has stride ``s``."""
+    ``(tensor, name, carried)`` (``carried``: the tensor is the activation after layer ``name``), or None when
+    no named tensor of the trunk has stride ``s``."""
     position = {t: k for k, t in enumerate(analysis.trunk)}
     at = [(name, t) for name, t in named if t in position and analysis.measured.get(t) is not None
           and analysis.measured[t].stride == s]
@@ -560,14 +571,14 @@ def pick_named(index: GraphIndex, analysis: Analysis, named: Sequence[tuple[str,
         return None
     at.sort(key=lambda nt: position[nt[1]])
     name, tensor = at[_before_norm_tail(index, [t for _, t in at])]
-    k = position[tensor]
+    k = start = position[tensor]
     while k + 1 < len(analysis.trunk):
         nxt = analysis.trunk[k + 1]
         m = analysis.measured.get(nxt)
         if m is None or m.stride != s or not _activation_step(index, analysis.trunk[k], nxt):
             break
         k += 1
-    return analysis.trunk[k], name
+    return analysis.trunk[k], name, k != start
 
 
 def trunk_candidates(index: GraphIndex) -> dict[int, list[Candidate]]:

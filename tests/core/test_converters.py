@@ -7,6 +7,8 @@ user of that framework asks for it. Every level here is either right or refused:
 """
 from __future__ import annotations
 
+import json
+
 import onnx
 import pytest
 
@@ -96,3 +98,12 @@ def test_layers_on_a_file_without_layer_names_point_to_strides(fid):
         graphfeat.cut(str(DATA / f"{fid}.onnx"), layers=["layer1"])
     message = str(err.value)
     assert "--strides" in message and "no layer names" in message
+
+
+def test_a_named_level_is_carried_through_its_activation_and_says_so():
+    """MindSpore's export names bn1 by its parameters, not the ReLU after it (MindCV's level ``relu``)."""
+    cut = graphfeat.cut(str(DATA / "mindspore_mindcv_resnet18.onnx"), strides=[2, 4])
+    levels = {lv["name"]: lv for lv in json.loads(
+        {p.key: p.value for p in cut.metadata_props}[graphfeat.METADATA_KEY])["levels"]}
+    assert levels["stride2"]["after_layer"] == "bn1" and "layer" not in levels["stride2"]
+    assert levels["stride4"]["layer"] == "layer1" and "after_layer" not in levels["stride4"]
