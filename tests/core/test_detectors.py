@@ -181,3 +181,13 @@ def test_the_cut_prints_what_it_took_and_why(tmp_path, capsys):
     assert main(["cut", str(src), "--strides", "8", "16", "--neck", "-o", str(tmp_path / "n.onnx")]) == 0
     out = capsys.readouterr().out
     assert "neck: deepest at stride 8" in out and marks["neck"][8] in out and marks["neck"][16] in out
+
+
+def test_the_path_check_reads_a_file_whose_nodes_are_out_of_order():
+    model, stem, branch, out = _residual()
+    nodes = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(reversed(nodes))  # ONNX requires sorted nodes; graphfeat reads unsorted ones too
+    check_claims(model, "0", [(stem, [out])])
+    with pytest.raises(GraphfeatError, match="not on every path"):
+        check_claims(model, "0", [(branch, [out])])
