@@ -78,7 +78,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ..errors import GraphfeatError
+from ..errors import GraphfeatError, first_line
 from ..graph.probe import ort_session
 from .downsampling import step_stride
 from .neck import find_neck
@@ -163,7 +163,7 @@ def _probe_shapes(index: GraphIndex, inp: ImageInput, feed: tuple, wanted: list[
         with skeleton_file(sk, need) as path:  # sparse zeros: weight values do not change shapes
             results = ort_session(path, optimize="none").run(wanted, feeds)
     except Exception as exc:  # ORT raises its own types; ort_session a GraphfeatError
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise GraphfeatError(f"the probe run on ONNX Runtime at input {feed} failed ({first}); "
                              "the model may not accept that input size") from None
     return {t: tuple(int(d) for d in r.shape) for t, r in zip(wanted, results)}

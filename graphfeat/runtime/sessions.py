@@ -16,7 +16,7 @@ from typing import Callable, Sequence, Union
 import numpy as np
 import onnx
 
-from ..errors import GraphfeatError
+from ..errors import GraphfeatError, first_line
 from ..graph import exposed
 from ..graph.probe import ort_session, session_model
 from ..onnxfile import load_skeleton, load_with_weights
@@ -138,7 +138,7 @@ def session(model: Source, runtime: str = "onnxruntime", providers=None,
     except GraphfeatError:
         raise
     except Exception as exc:  # each runtime raises its own types
-        raise GraphfeatError(f"{runtime} cannot load the model: {str(exc).strip().splitlines()[0]}") from None
+        raise GraphfeatError(f"{runtime} cannot load the model: {first_line(exc)}") from None
     sess = Session(run, runtime, active, requested)
     if sess.missing:
         msg = (f"requested provider{'s' if len(sess.missing) > 1 else ''} {', '.join(sess.missing)} "
@@ -161,4 +161,4 @@ def run_onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
     try:
         return run(feeds)
     except Exception as exc:  # ORT raises its own exception types
-        raise GraphfeatError(f"ONNX Runtime could not run the model: {str(exc).strip().splitlines()[0]}") from None
+        raise GraphfeatError(f"ONNX Runtime could not run the model: {first_line(exc)}") from None

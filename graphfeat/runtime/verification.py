@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import onnx
 
-from ..errors import GraphfeatError
+from ..errors import GraphfeatError, first_line
 from ..graph import input_spec, is_quantized
 from ..info import feature_levels
 from ..levels import read_metadata
@@ -139,7 +139,7 @@ def _size_hint(x: np.ndarray, levels: Sequence[dict]) -> str:
 
 def run_error(what: str, path, x: np.ndarray, levels: Sequence[dict], exc: BaseException) -> GraphfeatError:
     """The GraphfeatError for a runtime that failed to run ``path`` on ``x``, with a size hint."""
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first = first_line(exc)
     return GraphfeatError(f"{what} failed to run '{path}' on input {'x'.join(map(str, x.shape))}: {first}"
                           + _size_hint(x, levels))
 

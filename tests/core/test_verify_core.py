@@ -360,3 +360,13 @@ def test_a_model_in_memory_reaches_onnx_runtime_as_a_graph_and_its_weight_arrays
         assert float(np.abs(one_shot[name] - default[name]).max()) <= 1e-5 * scale, name
     want = (feeds["x"].astype(np.float64) @ weights["W"].astype(np.float32)) @ weights["B"].astype(np.float32).T
     assert float(np.abs(once["g"] - want).max()) <= 1e-5 * float(np.abs(want).max())
+
+
+def test_first_line_of_an_exception_never_fails():
+    """Every error graphfeat re-raises from a library keeps one line of it; an empty message gives the type."""
+    from graphfeat.errors import first_line
+
+    assert first_line(RuntimeError("")) == "RuntimeError"
+    assert first_line(RuntimeError("\n  \n")) == "RuntimeError"
+    assert first_line(ValueError("\n first \nsecond")) == "first"
+    assert first_line(ValueError("x" * 500), limit=10) == "x" * 10
