@@ -32,6 +32,8 @@ PASS_OPS = {"Transpose", "Slice", "Split"} | COPY_OPS | RESHAPE_OPS
 _MAX_PASS = 8
 #: arithmetic that, with a constant operand, only scales or shifts (never a module's whole output)
 _CONST_ARITH = {"Add", "Sub", "Mul", "Div", "Pow"}
+#: ops that pool the whole grid away (what follows them has no spatial grid left)
+GLOBAL_POOLS = frozenset({"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"})
 #: ops whose outputs are shapes, never features
 SHAPE_OPS = {"Shape", "Size", "NonZero"}
 #: (op, input index >= this) reads a shape/index argument, not a feature

@@ -22,6 +22,7 @@ against the tensor's size (see :func:`graphfeat.resolve.strides.measure_strides`
 from __future__ import annotations
 
 from ..graph import GraphIndex
+from ..graph.region import GLOBAL_POOLS
 
 #: ops that resample by an amount their attributes do not state: their output's measured stride is taken
 RESAMPLING = frozenset({"Resize", "Upsample", "Slice", "Reshape", "GridSample", "Col2Im", "RoiAlign", "MaxRoiPool",
@@ -31,8 +32,6 @@ RESAMPLING = frozenset({"Resize", "Upsample", "Slice", "Reshape", "GridSample", 
 _KEEPS = frozenset({"Relu", "Add", "Mul", "Sub", "Div", "Sigmoid", "Clip", "BatchNormalization", "Concat", "Identity",
                     "Transpose", "Cast", "Split", "LeakyRelu", "HardSwish", "HardSigmoid", "Tanh", "Pad", "Softmax",
                     "LayerNormalization", "InstanceNormalization", "MatMul", "Erf", "Pow", "Sqrt", "ReduceMean"})
-#: ops whose output has no spatial grid left
-GLOBAL_POOLS = frozenset({"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"})
 
 
 def _ints(node, name: str) -> list[int] | None:

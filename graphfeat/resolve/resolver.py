@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 
 from ..errors import GraphfeatError
 from ..graph import GraphIndex, image_input
+from ..graph.region import GLOBAL_POOLS
 from .dominance import check_claims
 from .metadata import MetadataStrategy, ValueFinder
 from .modules import Resolution
@@ -23,7 +24,7 @@ from .tfscope import TFScopeStrategy
 from .strides import TensorStride, analyse, check_strides, measure_strides, pick_named, pick_strides
 
 #: ops whose output starts a classifier head rather than ending a feature level
-HEAD_OPS = {"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "ReduceMean", "ReduceMax", "Flatten"}
+HEAD_OPS = GLOBAL_POOLS | {"ReduceMean", "ReduceMax", "Flatten"}
 #: appended to structural refusals of a file without metadata
 NO_METADATA = (
     "This file has no graphfeat metadata, so names are resolved from its structure alone; a level that a "
