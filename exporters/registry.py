@@ -50,10 +50,6 @@ def model_entrypoint(name: str) -> Callable:
     return _model_entrypoints[_check(name)]
 
 
-def is_model(name: str) -> bool:
-    return name in _model_entrypoints
-
-
 def _check(name: str) -> str:
     if name not in _model_entrypoints:
         close = difflib.get_close_matches(name, list(_model_entrypoints), n=3)

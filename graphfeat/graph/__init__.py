@@ -9,7 +9,7 @@ of nodes returns). It imports :mod:`graphfeat.errors` and
 :mod:`graphfeat.onnxfile`, nothing above.
 """
 from .check import check_model, infer_types, skeleton, skeleton_file, with_input_shapes
-from .edit import expose, exposed, set_outputs
+from .edit import exposed, set_outputs
 from .layout import LAYOUTS, to_nchw
 from .index import SINK, SOURCE, GraphIndex, node_inputs, nodes_inputs, subgraphs
 from .prune import cleanup
@@ -26,7 +26,6 @@ __all__ = [
     "Shape",
     "check_model",
     "cleanup",
-    "expose",
     "exposed",
     "image_input",
     "infer_types",

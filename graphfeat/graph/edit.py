@@ -92,21 +92,11 @@ def set_outputs(
     return {old: new for old, new in alias.items() if old != new}
 
 
-def expose(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
-    """A copy of ``model`` whose outputs are exactly the tensors ``names``, unrenamed and unpruned
-    (to read intermediate tensors on a runtime). Outputs carry their element type, shapes left open.
-    :func:`exposed` does the same in place, without copying the weights."""
-    exposed_model = onnx.ModelProto()
-    exposed_model.CopyFrom(model)
-    _expose_in_place(exposed_model, names, model)
-    return exposed_model
-
-
 @contextmanager
 def exposed(model: onnx.ModelProto, names: Sequence[str],
             types: Mapping[str, onnx.TypeProto] | None = None) -> Iterator[onnx.ModelProto]:
-    """``model`` itself with exactly the outputs ``names`` inside the block (as :func:`expose`), and its own
-    outputs back after it. Nothing else of the model changes: the outputs are the tensors themselves,
+    """``model`` itself with exactly the outputs ``names`` inside the block, each with its element type and
+    its shape left open, and its own outputs back after it. Nothing else of the model changes: the outputs are the tensors themselves,
     unrenamed, so no node is added or renamed. For a runtime session, which serializes the model anyway.
     ``types`` (:func:`.check.infer_types` of the model, when the caller has it) spares a shape inference."""
     saved = list(model.graph.output)  # the ValueInfoProtos: copied by the extend below
