@@ -1,49 +1,14 @@
-"""Cap oneDNN's CPU ISA so MindSpore's convolutions run at full speed (issue #16).
+"""Cap oneDNN's CPU ISA at AVX2 on AVX-512 CPUs, where MindSpore's convolutions would otherwise crawl.
 
-MindSpore's CPU backend runs convolutions through its bundled oneDNN (v3.10.1
-in MindSpore 2.10). MindSpore hands oneDNN plain ``nchw`` tensors *and* plain
-``oihw`` weights. On a CPU with AVX-512 (oneDNN's ``avx512_core`` level or
-above) oneDNN 3.10 then dispatches every k x k f32 convolution to
-``jit_uni_ncsp``, an AVX-512-only wrapper that moves the data to ``nhwc`` and
-runs an inner convolution; the fast inner kernel (``brgconv``) refuses the
-plain weight layout (``ONEDNN_VERBOSE=dispatch``: "unsupported format tag",
-``jit_brgemm_conv_utils.cpp``), so the inner one is ``ref:any``, the scalar
-reference loop. The verbose log names it ``jit_uni_ncsp:conv+ref:any``:
-~1 GFLOP/s. Below ``avx512_core`` the wrapper does not exist and the same
-convolution goes to ``gemm:jit`` (im2col + JIT GEMM), ~100x faster.
-
-Measured by ``bench/mindspore_isa.py`` (AMD EPYC with AVX-512 up to
-``avx512_bf16``, no AVX-VNNI; 2 cores; GRAPH_MODE, batch 1, 224 px), no cap
-vs each ``ONEDNN_MAX_CPU_ISA``:
-
-* every AVX-512 level (no cap = ``AVX512_CORE_BF16``, ``AVX512_CORE``,
-  ``AVX512_CORE_VNNI``) runs the same ``jit_uni_ncsp:conv+ref:any`` for every
-  k x k and depthwise convolution, so none of them is a useful cap;
-* ``AVX2`` is the fastest cap: 4 x Conv2d 3x3 (0.93 GFLOP) 831 ms -> 8.4 ms
-  on the idle machine (~100x; 110-190x under load), resnet18 ~100x+,
-  mobilenet_v3_small ~7x, depthwise 3x3 ~40x. ``AVX2_VNNI`` is the same ISA
-  here (VNNI is integer-only, and this CPU has no AVX-VNNI); ``AVX`` (no FMA)
-  is ~25% slower than ``AVX2``;
-* what AVX-512 does better is small: 1x1 convolutions
-  (``jit_uni_ncsp:matmul+brg_matmul``) and MatMul (``brg_matmul``) are within
-  about +-25% of AVX2's ``gemm:jit``, the sign changing from run to run with
-  the machine's load. Every backbone here has k x k convolutions, which
-  dominate;
-* outputs agree: resnet18 logits capped vs not, max|diff| / max|ref| 8.6e-7.
-
-The rule (``auto``, the default) is therefore a CPU-flag rule, the cheapest
-one that is reliable: **if the CPU has oneDNN's ``avx512_core``
-(``avx512f``, ``avx512bw``, ``avx512vl`` and ``avx512dq`` in
-``/proc/cpuinfo``), cap at ``AVX2``; otherwise leave oneDNN alone** (it is
-at AVX2 or below already, where the slow path does not exist). It keys on the
-ISA level, not the vendor: the wrapper is selected by oneDNN's ISA dispatch,
-so an Intel AVX-512 CPU takes the same path (only measured here on AMD; run
-the bench to re-check a machine). A cached micro-benchmark was not needed:
-the slowdown is ~100x, never marginal, and a cap that a future, fixed
-oneDNN no longer needs would cost far less (AVX2 GEMM instead of AVX-512:
-the +-25% seen on 1x1 convolutions and MatMul) than a missing cap costs
-now. Re-run ``bench/mindspore_isa.py`` after a MindSpore upgrade; it says
-whether the rule still picks the fastest measured cap.
+The rule (``auto``, the default): **if the CPU has oneDNN's ``avx512_core`` level (``avx512f``,
+``avx512bw``, ``avx512vl`` and ``avx512dq`` in ``/proc/cpuinfo``), cap at ``AVX2``; otherwise leave
+oneDNN alone.** Why: on MindSpore's plain ``nchw``/``oihw`` tensors, oneDNN at any AVX-512 level runs
+every k x k and depthwise f32 convolution as ``jit_uni_ncsp:conv+ref:any`` (a scalar reference loop),
+orders of magnitude slower than AVX2's ``gemm:jit`` for the same outputs, and what AVX-512 does better
+(1x1 convolutions, MatMul) is marginal. The path follows oneDNN's ISA dispatch, not the vendor, hence a
+CPU-flag test. ``bench/mindspore_isa.py`` times every cap and says whether the rule still picks the
+fastest: re-run it after a MindSpore upgrade (numbers: bench/README.md, "Measurements behind the code's
+rules").
 
 Control, in order of precedence:
 
@@ -55,17 +20,14 @@ Control, in order of precedence:
   (e.g. ``AVX2``, ``AVX512_CORE``); an unknown value warns and falls back to
   ``auto``.
 
-The cap is applied by setting ``os.environ["ONEDNN_MAX_CPU_ISA"]`` in this
-process (children inherit it). oneDNN reads it once, when it first needs its
-ISA -- at the first oneDNN primitive, not at ``import mindspore``. Measured:
-setting it in-process works before ``import mindspore``, after ``import
-mindspore`` + ``set_context``, and after non-oneDNN kernels (an ``Add``) ran;
-it has no effect once any oneDNN kernel (a convolution) has run. So
-``exporters`` must be imported before the first MindSpore convolution of the
-process. :func:`isa_policy` reports what was decided and, from oneDNN itself,
-which ISA is in effect (``applied`` is False when it came too late); when
-MindSpore was imported before ``exporters``, importing ``exporters`` checks
-that and warns (``RuntimeWarning``) if a kernel had already run.
+Ordering: the cap is set in ``os.environ["ONEDNN_MAX_CPU_ISA"]`` of this process (children inherit
+it), and oneDNN reads it once, at its first primitive, not at ``import mindspore``. So it must be
+set before the process's first oneDNN kernel (a convolution): after ``import mindspore``,
+``set_context`` or non-oneDNN kernels (an ``Add``) it still works, after a convolution it has no
+effect. Hence ``exporters`` must be imported before the first MindSpore convolution of the process.
+:func:`isa_policy` reports what was decided and, from oneDNN itself, which ISA is in effect
+(``applied`` is False when the cap came too late); when MindSpore was imported before ``exporters``,
+importing ``exporters`` checks that and warns (``RuntimeWarning``) if a kernel had already run.
 """
 from __future__ import annotations
 
@@ -158,7 +120,7 @@ def apply_isa_policy() -> dict:
         policy = decide()
         if policy["set"]:
             os.environ["ONEDNN_MAX_CPU_ISA"] = policy["cap"]
-        # Measured: still effective after `import mindspore`, as long as no oneDNN kernel ran yet.
+        # Still effective after `import mindspore`, as long as no oneDNN kernel ran yet (see the module's text).
         policy["mindspore_imported_before"] = "mindspore" in sys.modules
         _policy = policy
     return _policy

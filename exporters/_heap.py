@@ -1,18 +1,12 @@
-"""glibc heap settings for graphfeat's MindSpore worker: large buffers reused, not re-faulted (issue #16).
+"""glibc heap settings for graphfeat's MindSpore worker: large freed buffers reused, not re-faulted.
 
-An export handles its model as several ~100 MB buffers in turn (MindSpore's
-ONNX bytes, the parsed and upgraded model, the serialised copy each ONNX
-Runtime session reads, the saved file), and ONNX Runtime and MindSpore
-allocate and free tensors of several MB per run. glibc serves every block
-above its mmap threshold (dynamic, at most 32 MiB) with a fresh ``mmap`` and
-unmaps it on ``free``, and gives the heap's free top back above its trim
-threshold; the next buffer of that size faults every page in again. Measured
-on resnet50's export (224 px, ``graphfeat export``, 4 alternating runs each,
-2 cores): ~610k minor page faults and 2.4-3.3 s of system time with glibc's
-defaults; with the mmap threshold at 256 MiB and the trim threshold at
-512 MiB, ~365k faults and 2.0-2.4 s, the match-and-prove phase 0.84 -> 0.57 s,
-the save 0.17 -> 0.06 s, the same peak RSS (1.8 GB). A mmap threshold of
-32 MiB alone saved less (~560k faults).
+The rule: graphfeat's worker processes set glibc's mmap threshold to 256 MiB and its trim threshold to
+512 MiB, both (the trim threshold alone disables glibc's dynamic mmap threshold, leaving it at 128 KiB).
+Why: an export passes its model through several large buffers in turn (ONNX bytes, the parsed and
+upgraded model, each ONNX Runtime session's copy, the saved file), and with glibc's defaults every block
+above the dynamic mmap threshold (at most 32 MiB) is a fresh ``mmap`` unmapped on ``free`` and the heap's
+free top is trimmed, so the next buffer faults every page in again. Kept in the heap they are reused,
+for the same peak RSS (numbers: bench/README.md, "Measurements behind the code's rules").
 
 The cost: freed blocks below 256 MiB stay in the heap for reuse instead of
 going back to the system at once. So the policy is applied only in the

@@ -27,7 +27,7 @@ apply_isa_policy()
 # protobuf picks its backend once, at the first import, from PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION; MindSpore's
 # import sets that variable to "python" when it is unset. Pick the backend (the fast upb one by default) before,
 # and take the variable back after: every process started from this one (pytest-xdist workers, export
-# workers, a user's subprocesses) would otherwise run protobuf in pure Python, 10-60x slower on ONNX files.
+# workers, a user's subprocesses) would otherwise run protobuf in pure Python, many times slower on ONNX files.
 from google.protobuf.internal import api_implementation  # noqa: E402,F401
 
 _PROTOBUF_VAR = "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"
@@ -52,7 +52,7 @@ def augassign_out_of_place() -> None:
     """Compile a tensor ``x += y`` as ``x = x + y`` (``Add``) in GRAPH_MODE: ``JIT_ENABLE_AUGASSIGN_INPLACE=0``.
 
     MindSpore reads its compile options once, at the first graph compile of
-    the process (measured on 2.10: setting it later has no effect, and setting
+    the process (MindSpore 2.10: setting it later has no effect, and setting
     it back has none either), so this is process-wide and must come before any
     graph compiles -- as the oneDNN cap must come before any convolution (a
     process that compiled a graph before ``import exporters`` keeps the in-place
@@ -76,9 +76,8 @@ def configure() -> None:
 
     ``mindspore.runtime.launch_blocking()``: by default MindSpore hands ops through queues to its own
     runtime threads, which spin while they wait. Synchronous launches give the same outputs (the export's
-    file is byte-identical) with less CPU: hrnet_w18's export at 64 px on one core 15.2-15.9 s -> 12.9-13.4 s
-    (CPU 16.4-17.2 -> 14.1-14.7 s), on two idle cores 13.7-13.8 -> 13.4-13.7 s; resnet18 and vgg11
-    a few percent (measured with ``GRAPHFEAT_THREADS=1``, as the tests and ``--jobs`` run).
+    file is byte-identical) for less CPU and wall time, most on a single core (numbers: bench/README.md,
+    "Measurements behind the code's rules").
     """
     global _configured
     if not _configured:
@@ -115,10 +114,9 @@ def eager() -> AbstractContextManager[None]:
 
     For a network run once or twice at a shape (the export's reference levels,
     the BatchNorm calibration): GRAPH_MODE compiles a graph per cell and input
-    shape first, which costs seconds (resnet50 ~3 s, hrnet_w32 ~18-30 s) where
-    the eager run takes a fraction of a second. The kernels are the same:
-    resnet50 and hrnet_w32 gave bit-identical outputs in both modes at batch 1
-    and 2 (224 px, oneDNN capped at AVX2; ``bench/export_profile.py``).
+    shape first, which costs far more than one eager run. The kernels are the
+    same: the models checked gave bit-identical outputs in both modes (which, and
+    the compile times: bench/README.md, "Measurements behind the code's rules").
     """
     return _in_mode(ms.PYNATIVE_MODE)
 

@@ -14,7 +14,8 @@ seed again (a classifier and its feature model, say) skips the calibration.
 
 A model that gets seeded weights (or a checkpoint's) is built inside
 :func:`deferred_parameters`: MindSpore's own initialisers, whose draws the
-seeded pass replaces, then never run (vgg11: 1.5 s of its build).
+seeded pass replaces, then never run (a large share of a big model's build;
+bench/README.md, "Measurements behind the code's rules").
 """
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 
 CALIBRATION_SHAPE = (2, 160, 160)  # batch, H, W of the BatchNorm calibration input
 #: initial scale of the norm that closes a residual branch (timm's zero_init_last, but not zero):
-#: with full-scale branches a deep random network amplifies float32 rounding about 20 times more
-#: (resnet50 layer4 at 224 px: ONNX Runtime vs MindSpore 1.1e-4 of the level's max at 1.0, 5e-6 at 0.25)
+#: with full-scale branches a deep random network amplifies float32 rounding until runtimes disagree
+#: beyond the levels' tolerance (bench/README.md, "Measurements behind the code's rules")
 RESIDUAL_GAMMA = 0.25
 
 
@@ -61,8 +62,8 @@ _CHUNK = 1 << 22
 
 def _normal(rng: np.random.Generator, shape, std: float) -> Tensor:
     """``rng.normal(0, std, shape)`` as float32, drawn in chunks: the same numbers as one call (the stream is
-    consumed in order), without a float64 copy of a large weight (vgg's 103M-parameter fc6: 0.8 GB, and
-    2.6x the time)."""
+    consumed in order), without a float64 copy of a large weight (8 bytes per parameter, and slower to
+    draw)."""
     out = np.empty(shape, dtype=np.float32)
     flat = out.reshape(-1)
     for start in range(0, flat.size, _CHUNK):
@@ -94,10 +95,10 @@ def condition_pooled_norm(norm: nn.Cell) -> None:
     Such a norm sees one value per image and channel, so a 2-image calibration
     batch leaves some channels with near-zero variances (and second moments);
     dividing by them turns float rounding into large output changes (ReXNet's
-    SE norm reached |x| ~ 2000, and MindSpore's Sigmoid rounding then grew to
-    5.8e-4 of ``features.15``'s max at 224 px). ``mean = 0`` and every variance
-    set to the channels' average second moment keep the output input-dependent,
-    of unit scale on average, and well conditioned. For ``init_after_calibration``.
+    SE norms; bench/README.md, "Measurements behind the code's rules").
+    ``mean = 0`` and every variance set to the channels' average second moment
+    keep the output input-dependent, of unit scale on average, and well
+    conditioned. For ``init_after_calibration``.
     """
     if not isinstance(norm, (nn.BatchNorm2d, nn.BatchNorm1d)):
         return

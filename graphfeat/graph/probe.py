@@ -79,11 +79,12 @@ def ort_session(source: onnx.ModelProto | bytes | str | os.PathLike, optimize: s
 
     ``spin``: whether ORT's threads spin-wait between ops (ORT's default, which pays off over many runs).
     Probe sessions run once or twice, so by default their threads sleep instead: spinning costs on shared
-    cores (hrnet_w32's probe run took 0.54 s instead of 0.90 s on 2 busy cores).
+    cores.
 
     ``prepack``: whether ORT pre-packs weights for its matrix kernels while it loads (ORT's default, which
-    pays off over many runs). Off by default: packing copies them, which for vgg11's 0.5 GB of weights
-    costs ~0.45 s and ~0.4 GiB more peak memory while the session loads, for runs no faster at batch 1."""
+    pays off over many runs). Off by default: packing copies them, which costs load time and peak memory
+    for runs no faster at batch 1. Numbers for both: bench/README.md, "Measurements behind the code's
+    rules"."""
     if optimize not in _LEVELS:
         raise ValueError(f"optimize must be one of {sorted(_LEVELS)}, got {optimize!r}")
     ort = _ort()
@@ -139,10 +140,10 @@ def session_model(model: onnx.ModelProto, outputs: Sequence[str] | None = None
     marked as external data, and those initializers' arrays by name (for :func:`ort_session`).
     ``outputs``: the top-level tensors to make its only outputs (untyped); None keeps the model's own.
 
-    Serialising a model of 160 MB of weights takes ~0.7 s; this copies each large weight once, into
-    an array handed to ORT, and serialises only the graph. ORT 1.32 still copies the arrays while it
-    loads, so the session holds as much as one made from the serialized model, but it loads sooner
-    (vgg11, 0.5 GB: 1.2 s instead of 2.2 s, this call included). Initializers without their data (a
+    Serialising a model's weights costs time in proportion to their size; this copies each large weight
+    once, into an array handed to ORT, and serialises only the graph. ORT 1.32 still copies the arrays
+    while it loads, so the session holds as much as one made from the serialized model, but it loads
+    sooner (bench/README.md, "Measurements behind the code's rules"). Initializers without their data (a
     skeleton's) or already external are left as they are."""
     head = onnx.ModelProto()
     _copy_fields(head, model, skip={"graph"})

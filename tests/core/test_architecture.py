@@ -8,8 +8,11 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import io
+import re
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import networkx as nx
@@ -174,3 +177,69 @@ sys.exit(main(["export", "no_such_model", "-o", {str(tmp_path / "x.onnx")!r}]))
     # exit 2 either way: no MindSpore in this venv, or the worker knows no such model
     assert proc.returncode == 2 and "no_such_model" in proc.stderr, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("imported: []")
+
+
+#: a number, or a range of two (``15.2-15.9``), and a unit of time, memory or ratio (``x`` only glued: ``2.6x``)
+_NUMBER = r"~?\d+(?:\.\d+)?(?:\s*[-–]\s*\d+(?:\.\d+)?)?"
+_UNIT = r"(?:\s*(?:ms|µs|us|s|min|GiB|MiB|KiB|GB|MB|kB|KB)|x)(?![\w/])"
+_MONTH = (r"(?:January|February|March|April|May|June|July|August|September|October|November|December"
+          r"|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)")
+#: the project's history, which belongs in git and bench/README.md, not in a docstring, comment or message
+HISTORY = {
+    # #16 or issue 16; not a hex colour (#16a34a, #333), an HTML entity, a URL's issues/16 or an upstream
+    # tracker's owner/repo#16 (the way to cite another project's bug)
+    "issue number": re.compile(r"(?<![\w&#/])#(?![0-9a-fA-F]{3}\b|[0-9a-fA-F]{6}\b|[0-9a-fA-F]{8}\b)\d{1,5}\b"
+                               r"|\b(?:[Ii]ssues?|ISSUES?|[Tt]ickets?|PR|GH)[ \t-]*#?\d+\b"),
+    "date": re.compile(rf"\b(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])\b"
+                       rf"|\b{_MONTH}\.?\s+(?:\d{{1,2}},?\s+)?(?:19|20)\d\d\b"),
+    "numbered round or session": re.compile(r"(?<!-)\b(?:round|session|sprint|milestone)s?\s+#?\d+\b",
+                                            re.IGNORECASE),  # not a flag: --rounds 2
+    # 831 ms -> 8.4 ms, 0.84 -> 0.57 s, 0.54 s instead of 0.90 s, from 7 to 6 min (not stride 2 -> 4, 3x3 -> 1x1)
+    "before/after measurement": re.compile(
+        rf"{_NUMBER}(?:{_UNIT})?\s*(?:->|→|=>|⇒)\s*{_NUMBER}{_UNIT}"
+        rf"|{_NUMBER}{_UNIT}\s*(?:instead of|rather than|vs\.?|versus|against|down from|up from)\s*{_NUMBER}{_UNIT}"
+        rf"|\bfrom\s+{_NUMBER}(?:{_UNIT})?\s+to\s+{_NUMBER}{_UNIT}"),
+}
+
+
+def _history(text: str) -> list[tuple[int, str, str]]:
+    """``(offset, kind, match)`` of every piece of history in ``text``."""
+    return [(m.start(), kind, m.group(0)) for kind, pattern in HISTORY.items() for m in pattern.finditer(text)]
+
+
+def _comments_and_strings(path: Path):
+    """``(line, text)`` of every comment (without its ``#``) and string literal, docstrings included."""
+    for tok in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+        if tok.type == tokenize.COMMENT:
+            yield tok.start[0], tok.string[1:]
+        elif tok.type == tokenize.STRING or tok.type == getattr(tokenize, "FSTRING_MIDDLE", None):
+            yield tok.start[0], tok.string
+
+
+def test_the_history_patterns_catch_history_and_nothing_else():
+    history = ["issue #16", "(#16)", "issue 16", "Issues 14 and 16", "measured 2026-11-28", "Nov 28, 2026",
+               "round 2", "session 5", "Round 2's sixth session", "831 ms -> 8.4 ms", "3.50 -> 3.11 GiB",
+               "15.2-15.9 s -> 12.9-13.4 s", "0.84 -> 0.57 s", "7.4x -> 2.6x", "0.54 s instead of 0.90 s",
+               "610 MB vs 365 MB", "from 6.5 to 5.4 s", "12 ms\n    -> 9 ms"]
+    legitimate = [" noqa: E402", ": doc comment", "!/usr/bin/env python", "#16a34a", "#fff", "#333", "#1f77b4ff",
+                  "(B, C, H, W) -> (B, H*W, C)", "stride 2 -> 4", "opset 11 -> 17", "3x3 -> 1x1",
+                  "Depthwise 7x7 conv -> LayerNorm -> Dense(4x) -> GELU", "the 2 GB protobuf limit",
+                  "~100x faster", "an ORT session per run", "round to 2 decimals", "PEP 562", "&#8212;",
+                  "https://github.com/onnx/onnx/issues/1234", "seed 20261126", "v2.10.0", "1e-4 -> 1e-5",
+                  "``full / (2 s) < n``", "name -> (description, GFLOP)", "a.b.* -> a_b.*", "May 2x faster",
+                  "bench/mindspore_isa.py --rounds 1", "--session 2",
+                  "onnx/tensorflow-onnx#2448", "TRT#2232"]
+    assert [t for t in history if not _history(t)] == []
+    assert [(t, _history(t)) for t in legitimate if _history(t)] == []
+
+
+def test_no_history_in_comments_docstrings_or_messages():
+    """Docstrings and comments state a rule and its reason; measurements live in bench/README.md with their
+    command, and issue numbers, dates, work rounds and before/after numbers in git's history."""
+    hits = []
+    for folder in ("graphfeat", "exporters"):
+        for path in _sources(folder):
+            for line, text in _comments_and_strings(path):
+                hits += [f"{path.relative_to(ROOT)}:{line + text[:offset].count(chr(10))}: {kind}: {found!r}"
+                         for offset, kind, found in _history(text)]
+    assert hits == []
