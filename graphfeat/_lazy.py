@@ -2,8 +2,8 @@
 
 ``graphfeat export`` hands its job to a MindSpore worker process; that process
 should start before onnx, networkx and ONNX Runtime are imported into the
-parent (~0.3 s), which a package ``__init__`` importing every layer would
-force. A package lists its names in ``__all__`` and the module each lives
+parent (their import is a noticeable share of a short command), which a
+package ``__init__`` importing every layer would force. A package lists its names in ``__all__`` and the module each lives
 in, and :func:`lazy_exports` gives it the module-level ``__getattr__`` and
 ``__dir__`` that import the home module when the name is first used.
 """

@@ -45,8 +45,8 @@ def open_regular(path: Path) -> int:
 @contextmanager
 def regular_file_bytes(path: Path) -> Iterator[bytes | memoryview]:
     """The bytes of ``path`` (see :func:`open_regular`) inside the block: mapped read-only where the
-    filesystem allows it, so they are not copied before a parse copies them (~0.25 s on a 160 MB
-    model), else read whole."""
+    filesystem allows it, so they are not copied before a parse copies them (a copy of every byte of
+    a large model), else read whole."""
     fd = open_regular(path)
     buf = None
     try:

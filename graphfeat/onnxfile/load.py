@@ -44,8 +44,8 @@ _warned_slow_protobuf = False
 
 
 def warn_if_protobuf_is_pure_python() -> None:
-    """Warn once per process when protobuf runs in pure Python, where ONNX files parse and serialize 10-60x
-    slower. ``PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python`` selects it; importing MindSpore before onnx
+    """Warn once per process when protobuf runs in pure Python, where ONNX files parse and serialize an order
+    of magnitude slower. ``PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python`` selects it; importing MindSpore before onnx
     or graphfeat sets that variable when it is unset."""
     global _warned_slow_protobuf
     if _warned_slow_protobuf or api_implementation.Type() != "python":
