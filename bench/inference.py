@@ -21,9 +21,11 @@ model and batch size (1 and 8) it reports medians of:
   Runtime from fusing that Conv with its activation; the "unfused act." column
   counts the activation nodes left standalone in ORT's optimized graph.
 
-The ORT variants run in one process, interleaved round by round (so load
-drift on a shared machine hits them alike), with ORT's default options
-(all graph optimizations, default thread pool).
+The ORT variants run in one process, one session alive at a time (ORT's threads
+spin after each run by default; a second live session's spinning threads take
+the cores of the one being timed), in whole rounds over the variants so that
+load drift hits them alike, with ORT's default options (all graph
+optimizations, default thread pool, spinning on, as deployed).
 Targets: ORT pyramid >= 2x faster than MindSpore on every family; the
 pyramid at most 5% slower than the deepest-only cut.
 """
@@ -48,6 +50,8 @@ ACTIVATIONS = {"Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "LeakyRelu
 #: producers whose output ORT would fuse with a following activation
 FUSABLE = {"Conv", "Add", "BatchNormalization", "Gemm", "MatMul"}
 VARIANTS = ["full", "pyramid", "deepest", "preact"]
+#: rounds over the variants (each round times every variant once, one session at a time)
+ROUNDS = 2
 
 
 def repeats(quick: bool) -> dict[int, tuple[int, int]]:
@@ -101,24 +105,27 @@ def ort_time(paths: dict[str, str], plan: dict[str, list[int]]) -> dict:
             opt = onnx.load(so.optimized_model_filepath, load_external_data=False)
             ops = [n.op_type for n in opt.graph.node]
             graphs[label] = {"nodes": len(ops), "unfused_act": sum(op in ACTIVATIONS for op in ops)}
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sessions = {label: ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]) for label, path in paths.items()}
     times: dict[str, dict] = {label: {} for label in paths}
-    for batch, (warm, runs) in plan.items():
-        x = np.random.default_rng(0).standard_normal((int(batch), 3, SIZE, SIZE)).astype(np.float32)
-        feeds = {label: {s.get_inputs()[0].name: x} for label, s in sessions.items()}
-        for _ in range(warm):
-            for label, s in sessions.items():
-                s.run(None, feeds[label])
-        samples: dict[str, list[float]] = {label: [] for label in sessions}
-        for _ in range(runs):  # round robin: every variant sees the same machine load
-            for label, s in sessions.items():
-                t0 = time.perf_counter()
-                s.run(None, feeds[label])
-                samples[label].append(time.perf_counter() - t0)
-        for label in sessions:
-            times[label][batch] = statistics.median(samples[label])
+    samples: dict[tuple[str, int], list[float]] = {}
+    for _ in range(ROUNDS):  # whole rounds, so that load drift on a shared machine hits every variant alike
+        for label, path in paths.items():
+            # one session alive at a time: ORT's threads spin after a run (its default, as deployed), and a
+            # second session's spinning threads would take the cores of the one being timed
+            so = ort.SessionOptions()
+            so.log_severity_level = 3
+            sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+            name = sess.get_inputs()[0].name
+            for batch, (warm, runs) in plan.items():
+                x = np.random.default_rng(0).standard_normal((int(batch), 3, SIZE, SIZE)).astype(np.float32)
+                for _ in range(warm):
+                    sess.run(None, {name: x})
+                for _ in range(runs):
+                    t0 = time.perf_counter()
+                    sess.run(None, {name: x})
+                    samples.setdefault((label, batch), []).append(time.perf_counter() - t0)
+            del sess
+    for (label, batch), values in samples.items():
+        times[label][batch] = statistics.median(values)
     return {"times": times, "graphs": graphs}
 
 
