@@ -8,7 +8,7 @@ weight-free skeleton), :mod:`.edit` (the one way to set outputs),
 of nodes returns). It imports :mod:`graphfeat.errors` and
 :mod:`graphfeat.onnxfile`, nothing above.
 """
-from .check import check_model, infer_types, skeleton, skeleton_file, with_input_shapes
+from .check import ONNX_DOMAINS, check_model, infer_types, skeleton, skeleton_file, with_input_shapes
 from .edit import exposed, set_outputs
 from .layout import LAYOUTS, to_nchw
 from .index import SINK, SOURCE, GraphIndex, node_inputs, nodes_inputs, subgraphs
@@ -17,6 +17,7 @@ from .quant import QUANT_OPS, is_quant_op, is_quantized
 from .shapes import ImageInput, Shape, image_input, input_spec, real_inputs, shape_of
 
 __all__ = [
+    "ONNX_DOMAINS",
     "LAYOUTS",
     "QUANT_OPS",
     "SINK",

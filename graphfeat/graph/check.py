@@ -22,6 +22,10 @@ from onnx import external_data_helper
 from ..errors import GraphfeatError
 from ..onnxfile import DEFER_MIN_BYTES, TensorSizes, is_external, tensor_nbytes, tensor_sizes
 
+#: ONNX's own operator domains (the default, and its explicit name): onnx's inference and checker know every
+#: op there, and graphfeat's op vocabularies (activations, copies, normalizations) speak of those ops only
+ONNX_DOMAINS = ("", "ai.onnx")
+
 #: tensors up to this size keep their data in the skeleton (shape constants); the same bound as
 #: the wire scan's, so an initializer whose data was left in the file is always stubbed
 SMALL_TENSOR = DEFER_MIN_BYTES
@@ -270,7 +274,7 @@ def check_model(model: onnx.ModelProto, declared: Mapping[str, onnx.TypeProto] |
 
 
 def _foreign_domains(model: onnx.ModelProto) -> list[str]:
-    return sorted({n.domain for n in model.graph.node if n.domain not in ("", "ai.onnx")})
+    return sorted({n.domain for n in model.graph.node if n.domain not in ONNX_DOMAINS})
 
 
 def _ort_types(sk: onnx.ModelProto, need: int, direct: bool, names: Sequence[str]) -> dict[str, onnx.TypeProto]:

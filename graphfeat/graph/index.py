@@ -82,8 +82,9 @@ def _reads_outer(op_type: str, domain: str, node: onnx.NodeProto) -> bool:
     return op_type in _CONTROL_FLOW or bool(domain and node.attribute and has_subgraph(node))
 
 
-#: domains whose operators onnx knows; nodes of other domains are not checked
-_STANDARD_DOMAINS = ("", "ai.onnx.ml")
+#: domains whose operator schemas onnx ships (ONNX's own, by its default name, and ai.onnx.ml); nodes of other
+#: domains are not checked against a schema
+_SCHEMA_DOMAINS = ("", "ai.onnx.ml")
 #: standard ops that carry subgraphs; nodes of other domains are checked one by one
 _CONTROL_FLOW = {"If", "Loop", "Scan", "SequenceMap"}
 
@@ -195,7 +196,7 @@ class GraphIndex:
         local = {(f.domain, f.name) for f in self.model.functions}
         for key in dict.fromkeys(zip(domains, op_types)):  # each (domain, op) once, in order of first use
             domain = "" if key[0] == "ai.onnx" else key[0]
-            if domain not in _STANDARD_DOMAINS or key in local:
+            if domain not in _SCHEMA_DOMAINS or key in local:
                 continue
             version = versions.get(domain)
             if version is None:

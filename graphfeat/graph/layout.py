@@ -6,6 +6,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..errors import GraphfeatError
+from .check import ONNX_DOMAINS
 from .shapes import image_input
 
 LAYOUTS = ("nchw", "nhwc", "tokens")
@@ -50,7 +51,7 @@ def to_nchw(model: onnx.ModelProto, tensor: str, output_name: str, *, layout: st
     elif layout == "nhwc":
         add("Transpose", [tensor], output_name, perm=[0, 3, 1, 2])
     elif layout == "tokens":
-        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+        opset = next((o.version for o in model.opset_import if o.domain in ONNX_DOMAINS), 0)
         if opset < 11:
             raise GraphfeatError(f"cannot reshape tokens to NCHW in an opset-{opset} model; graphfeat needs opset >= 11")
         x = tensor

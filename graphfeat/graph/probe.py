@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import GraphfeatError
+from ..errors import GraphfeatError, first_line
 from ..onnxfile import holds_data
 
 #: ORT's element type strings -> ONNX TensorProto element types
@@ -42,15 +42,6 @@ _SHAREABLE = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto
               onnx.TensorProto.INT64, onnx.TensorProto.BOOL}
 #: where the shared initializers claim their data lives (a name ORT never opens: it is given the arrays)
 _IN_MEMORY = "graphfeat-in-memory"
-#: ops of the ONNX domains ("" / "ai.onnx"), for which onnx's own tools are complete
-STANDARD_DOMAINS = ("", "ai.onnx")
-
-
-def nonstandard_domains(model: onnx.ModelProto) -> list[str]:
-    """The operator domains the model's top-level nodes use beyond ONNX's own, sorted."""
-    return sorted({n.domain for n in model.graph.node if n.domain not in STANDARD_DOMAINS})
-
-
 def _ort():
     try:
         import onnxruntime
@@ -109,8 +100,7 @@ def ort_session(source: onnx.ModelProto | bytes | str | os.PathLike, optimize: s
             warnings.simplefilter("ignore")
             return ort.InferenceSession(source, so, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as exc:  # ORT raises its own exception types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise GraphfeatError(f"ONNX Runtime cannot load the model: {first[:400]}") from None
+        raise GraphfeatError(f"ONNX Runtime cannot load the model: {first_line(exc, 400)}") from None
 
 
 def ort_output_types(session) -> dict[str, onnx.TypeProto]:
@@ -208,6 +198,5 @@ def run_tensors(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], names: 
     try:
         values = session.run(None, cast)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise GraphfeatError(f"ONNX Runtime cannot run the model on the probe input: {first[:400]}") from None
+        raise GraphfeatError(f"ONNX Runtime cannot run the model on the probe input: {first_line(exc, 400)}") from None
     return {o.name: v for o, v in zip(session.get_outputs(), values)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 
 from ..errors import GraphfeatError
+from .check import ONNX_DOMAINS
 from .index import GraphIndex
 
 #: ops that pass their input through unchanged (in inference)
@@ -229,7 +230,7 @@ def _elementwise_group(index, tensor, allowed: Callable[[int], bool]) -> tuple[s
             if c in group or not allowed(c):
                 continue
             node = index.nodes[c]
-            if node.op_type not in ELEMENTWISE or node.domain not in ("", "ai.onnx"):
+            if node.op_type not in ELEMENTWISE or node.domain not in ONNX_DOMAINS:
                 continue
             if not all(n in produced for n in index.data_inputs(c)):
                 continue
@@ -293,7 +294,7 @@ def chain_units(index: GraphIndex, nodes: Collection[int], entry: str) -> list[t
         node = index.nodes[c]
         data = index.data_inputs(c)
         arith = node.op_type in _CONST_ARITH and len(data) == 1
-        elementwise = node.op_type in ELEMENTWISE and node.domain in ("", "ai.onnx")
+        elementwise = node.op_type in ELEMENTWISE and node.domain in ONNX_DOMAINS
         if group:
             done = complete()
             if done is not None and (not elementwise or (real and not arith)):
@@ -338,7 +339,7 @@ def canonical(index: GraphIndex, tensor: str) -> str:
         if p is None:
             break
         node = index.nodes[p]
-        if node.domain not in ("", "ai.onnx") or not node.input or node.output[0] != tensor:
+        if node.domain not in ONNX_DOMAINS or not node.input or node.output[0] != tensor:
             break
         src = node.input[0]
         if src in index.constants or src not in index.producer:

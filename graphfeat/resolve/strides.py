@@ -82,7 +82,7 @@ from ..errors import GraphfeatError, first_line
 from ..graph.probe import ort_session
 from .downsampling import step_stride
 from .neck import find_neck
-from ..graph import LAYOUTS, GraphIndex, ImageInput, image_input, infer_types, shape_of, skeleton, skeleton_file, with_input_shapes
+from ..graph import LAYOUTS, ONNX_DOMAINS, GraphIndex, ImageInput, image_input, infer_types, shape_of, skeleton, skeleton_file, with_input_shapes
 
 #: probe sizes (H, W) for inputs with symbolic H/W: the first is the one reported
 DEFAULT_PROBE = (256, 320)
@@ -503,7 +503,7 @@ def _step_ops(index: GraphIndex, a: str, b: str) -> set[str] | None:
             continue
         seen.add(i)
         op = index.nodes[i].op_type
-        if op not in _TAIL_OPS or index.nodes[i].domain not in ("", "ai.onnx"):
+        if op not in _TAIL_OPS or index.nodes[i].domain not in ONNX_DOMAINS:
             return None
         ops.add(op)
         stack.extend(index.producer[n] for n in index.data_inputs(i) if n != a and n in index.producer)
@@ -544,7 +544,7 @@ def _activation_step(index: GraphIndex, a: str, b: str) -> bool:
             continue
         seen.add(i)
         node = index.nodes[i]
-        if node.op_type not in _ACTIVATION_OPS or node.domain not in ("", "ai.onnx"):
+        if node.op_type not in _ACTIVATION_OPS or node.domain not in ONNX_DOMAINS:
             return False
         if any(_size(index, n) > 1 for n in index.inputs_of[i] if n in index.initializers):
             return False  # a scale or bias with parameters: a layer, not an activation
