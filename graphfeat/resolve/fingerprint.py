@@ -59,7 +59,9 @@ TIE_FACTOR = 2.0
 #: distances below this are float noise: two such candidates are equally good
 _NOISE = 1e-6
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
-_COPY_OPS = {"Identity", "Cast"}
+#: ops whose output holds the same values for a match by value: an exact copy, or a precision change (a file's
+#: fp16 Cast of a level still holds it); not the graph's copy ops (graph.region.COPY_OPS), which must keep types
+_SAME_VALUES = {"Identity", "Cast"}
 
 
 def probe_input(input_size: Sequence[int], batch: int = 1, in_channels: int = 3,
@@ -231,7 +233,7 @@ def _copy_root(index: GraphIndex, tensor: str) -> str:
     while tensor in index.producer and tensor not in seen:
         seen.add(tensor)
         node = index.nodes[index.producer[tensor]]
-        if node.op_type in _COPY_OPS and node.input:
+        if node.op_type in _SAME_VALUES and node.input:
             tensor = node.input[0]
         elif node.op_type == "DequantizeLinear" and node.input and node.input[0] in index.producer and \
                 index.nodes[index.producer[node.input[0]]].op_type == "QuantizeLinear":
