@@ -10,7 +10,7 @@ applied, which providers really ran, and how many distinct images were used.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -160,101 +160,160 @@ def _original_levels(original: onnx.ModelProto, path: str, names: Sequence[str])
     return [table[n] for n in names]
 
 
-def verify(path: str | os.PathLike, *, model: str | None = None, checkpoint: str = "",
-           reference: str | os.PathLike | None = None, against: str | os.PathLike | None = None,
-           runtime: str = "onnxruntime", batch: int | None = None, input_size: Sequence[int] | None = None,
-           rtol: float | None = None, atol: float = 0.0, min_cosine: float | None = None,
-           min_sqnr: float | None = None, seed: int = 0, providers: Sequence | None = None,
-           strict_providers: bool = False) -> VerifyReport:
+@dataclass(frozen=True)
+class VerifyOptions:
+    """What ``verify`` compares against and how. Exactly one source: ``model`` (MindSpore, with
+    ``checkpoint``), ``reference`` (an export's ``.npz``) or ``against`` (the original ``.onnx``). ``rtol``
+    None: each level's precision's default (:func:`graphfeat.runtime.precision.criterion_for`)."""
+
+    model: str | None = None
+    checkpoint: str = ""
+    reference: str | os.PathLike | None = None
+    against: str | os.PathLike | None = None
+    runtimes: tuple[str, ...] = ("onnxruntime",)
+    batch: int | None = None
+    input_size: Sequence[int] | None = None
+    rtol: float | None = None
+    atol: float = 0.0
+    min_cosine: float | None = None
+    min_sqnr: float | None = None
+    seed: int = 0
+    providers: Sequence | None = None
+    strict_providers: bool = False
+
+    def checked(self) -> VerifyOptions:
+        """These options, runtimes deduplicated; GraphfeatError for a missing or doubled source, a batch
+        below 1 or no runtime."""
+        if sum(s is not None for s in (self.model, self.reference, self.against)) != 1:
+            raise GraphfeatError("give exactly one of --model NAME, --reference REF.npz or --against ORIGINAL.onnx")
+        if self.batch is not None and self.batch < 1:
+            raise GraphfeatError(f"--batch must be at least 1, got {self.batch}")
+        runtimes = tuple(dict.fromkeys(self.runtimes))
+        if not runtimes:
+            raise GraphfeatError("name at least one runtime")
+        return replace(self, runtimes=runtimes)
+
+
+def verify(path: str | os.PathLike, *, runtime: str = "onnxruntime", **options) -> VerifyReport:
     """Run the cut model at ``path`` on ``runtime`` and compare every level with MindSpore
     (``model``), a reference file (``reference``) or the original file's pyramid (``against``).
 
-    ``rtol`` None means the default for each level's precision; see :func:`verify_runtimes`."""
-    return verify_runtimes(path, model=model, checkpoint=checkpoint, reference=reference, against=against,
-                           runtimes=[runtime], batch=batch, input_size=input_size, rtol=rtol, atol=atol,
-                           min_cosine=min_cosine, min_sqnr=min_sqnr, seed=seed, providers=providers,
-                           strict_providers=strict_providers)[0]
+    ``options``: the fields of :class:`VerifyOptions` but ``runtimes``; see :func:`verify_runtimes`."""
+    return verify_runtimes(path, runtimes=[runtime], **options)[0]
 
 
-def verify_runtimes(path: str | os.PathLike, *, model: str | None = None, checkpoint: str = "",
-                    reference: str | os.PathLike | None = None, against: str | os.PathLike | None = None,
-                    runtimes: Sequence[str] = ("onnxruntime",), batch: int | None = None,
-                    input_size: Sequence[int] | None = None, rtol: float | None = None, atol: float = 0.0,
-                    min_cosine: float | None = None, min_sqnr: float | None = None, seed: int = 0,
-                    providers: Sequence | None = None, strict_providers: bool = False) -> list[VerifyReport]:
+def verify_runtimes(path: str | os.PathLike, options: VerifyOptions | None = None, **fields) -> list[VerifyReport]:
     """:func:`verify` on several runtimes, against one reference (MindSpore runs once).
 
-    Criteria (:func:`graphfeat.runtime.precision.criterion_for`): a level computed in float32 passes at
+    Give a :class:`VerifyOptions`, or its fields as keywords. Criteria
+    (:func:`graphfeat.runtime.precision.criterion_for`): a level computed in float32 passes at
     ``max_abs <= atol + rtol * max|ref|`` with rtol 1e-4, float16 and bfloat16 at their looser defaults;
     a quantised level by cosine and SQNR floors. Explicit ``rtol``/``min_cosine``/``min_sqnr`` override.
     ``providers`` go to ONNX Runtime; one not active warns, or raises with ``strict_providers``.
     """
-    if sum(s is not None for s in (model, reference, against)) != 1:
-        raise GraphfeatError("give exactly one of --model NAME, --reference REF.npz or --against ORIGINAL.onnx")
-    if batch is not None and batch < 1:
-        raise GraphfeatError(f"--batch must be at least 1, got {batch}")
-    runtimes = list(dict.fromkeys(runtimes))
-    if not runtimes:
-        raise GraphfeatError("name at least one runtime")
+    if "runtimes" in fields:
+        fields["runtimes"] = tuple(fields["runtimes"])
+    opts = (options or VerifyOptions(**fields)).checked()
     # graph, metadata and types (external-data locations checked): each runtime reads the weights from the file
     onnx_model, _ = load_skeleton(path)
     levels = _levels_of(onnx_model, str(path))
     names = [lv.get("layer", lv["name"]) for lv in levels]  # a --strides level names the layer it stands for
-    input_name, dims = input_spec(onnx_model)
-    notes: list[str] = []
-    original = None
-    if against is not None:
-        original = load_model(against)
-        materialize_external_data(original, Path(against).parent)
-        original_tensors = _original_levels(original, str(against), names)
-    if reference is not None:
-        x, expected = reference_inputs(reference, names, batch, notes)
-        source = f"reference {reference}"
-    else:
-        h, w = input_size or dims[2:4]
-        if (h is None or w is None) and original is not None:
-            recorded = (read_metadata(original) or read_metadata(onnx_model) or {}).get("input_size")
-            h, w = recorded if recorded else (h, w)
-            if h is not None and w is not None:
-                notes.append(f"dynamic input size: using the recorded input_size {h}x{w}")
-        if h is None or w is None:
-            raise GraphfeatError("the model's input size is dynamic; pass --input-size H W")
-        b = batch or (dims[0] if dims and dims[0] else 1)
-        x = np.random.default_rng(seed).standard_normal((b, dims[1] or 3, h, w)).astype(np.float32)
-        source = f"MindSpore {model}" if model is not None else f"original {against} on onnxruntime"
-    for k, d in enumerate(dims):
-        if d is not None and d != x.shape[k]:
-            raise GraphfeatError(f"the model takes input dim {k} = {d}, the reference has {x.shape[k]}"
-                                 + ("; export without --static-batch for other batches" if k == 0 else ""))
-    sessions = {rt: session(path, rt, providers, strict_providers) for rt in runtimes}  # fail before MindSpore
-    if model is not None:
-        expected = mindspore_levels(model, names, x, checkpoint, seed)
-    elif original is not None:
-        try:
-            produced = run_onnxruntime(original, {input_spec(original)[0]: _feed(x, original)},
-                                       outputs=original_tensors)
-        except GraphfeatError as exc:
-            raise GraphfeatError(f"the original '{against}': {exc}" + _size_hint(x, levels)) from None
-        expected = [produced[t] for t in original_tensors]
+    ref = _reference(opts, onnx_model, names)
+    sessions = {rt: session(path, rt, opts.providers, opts.strict_providers) for rt in opts.runtimes}  # fail early
+    expected = ref.expected if ref.expected is not None else _computed_levels(opts, ref, names, levels)
     precisions = level_precisions(onnx_model, [lv["tensor"] for lv in levels])
-    quantized = is_quantized(onnx_model)
-    n_distinct = distinct_images(x)
-    reports = []
-    for rt, run in sessions.items():
-        try:
-            produced = run({input_name: _feed(x, onnx_model)})
-        except Exception as exc:
-            raise run_error(rt, path, x, levels, exc) from None
-        report = VerifyReport(str(path), rt, tuple(x.shape), providers=run.providers,
-                              requested_providers=run.requested, source=source, images=n_distinct,
-                              quantized=quantized, notes=list(notes))
-        if run.missing:
-            report.notes.append(f"requested {', '.join(run.missing)} not active; ran on {', '.join(run.providers)}")
-        for lv, e in zip(levels, expected):
-            crit = criterion_for(precisions[lv["tensor"]], rtol=rtol, atol=atol, min_cosine=min_cosine,
-                                 min_sqnr=min_sqnr)
-            report.levels.append(compare_level(lv["name"], produced.get(lv["tensor"]), e, crit.rtol, crit.atol,
-                                               min_cosine=crit.min_cosine, min_sqnr=crit.min_sqnr,
-                                               criterion=crit.describe()))
-        reports.append(report)
-    return reports
+    return [_report(path, rt, run, onnx_model, levels, ref, expected, precisions, opts)
+            for rt, run in sessions.items()]
+
+
+@dataclass
+class _Reference:
+    """The input the levels are compared on, where the expected values come from, and (for a reference file)
+    the values themselves."""
+
+    x: np.ndarray
+    source: str
+    notes: list[str]
+    expected: list[np.ndarray] | None = None
+    original: onnx.ModelProto | None = None
+    original_tensors: list[str] = field(default_factory=list)
+
+    @property
+    def images(self) -> int:
+        """How many distinct images the batch holds."""
+        return distinct_images(self.x)
+
+
+def _reference(opts: VerifyOptions, onnx_model: onnx.ModelProto, names: list[str]) -> _Reference:
+    """The images and, for a reference file, the expected levels; the original file loaded for ``against``."""
+    _, dims = input_spec(onnx_model)
+    notes: list[str] = []
+    original, original_tensors = None, []
+    if opts.against is not None:
+        original = load_model(opts.against)
+        materialize_external_data(original, Path(opts.against).parent)
+        original_tensors = _original_levels(original, str(opts.against), names)
+    if opts.reference is not None:
+        x, expected = reference_inputs(opts.reference, names, opts.batch, notes)
+        ref = _Reference(x, f"reference {opts.reference}", notes, expected)
+    else:
+        h, w = _input_hw(opts, onnx_model, original, dims, notes)
+        b = opts.batch or (dims[0] if dims and dims[0] else 1)
+        x = np.random.default_rng(opts.seed).standard_normal((b, dims[1] or 3, h, w)).astype(np.float32)
+        source = f"MindSpore {opts.model}" if opts.model is not None else f"original {opts.against} on onnxruntime"
+        ref = _Reference(x, source, notes, None, original, original_tensors)
+    for k, d in enumerate(dims):
+        if d is not None and d != ref.x.shape[k]:
+            raise GraphfeatError(f"the model takes input dim {k} = {d}, the reference has {ref.x.shape[k]}"
+                                 + ("; export without --static-batch for other batches" if k == 0 else ""))
+    return ref
+
+
+def _input_hw(opts: VerifyOptions, onnx_model: onnx.ModelProto, original: onnx.ModelProto | None, dims,
+              notes: list[str]) -> tuple[int, int]:
+    """The image size: ``input_size``, the model's static size, or the original's recorded ``input_size``."""
+    h, w = opts.input_size or dims[2:4]
+    if (h is None or w is None) and original is not None:
+        recorded = (read_metadata(original) or read_metadata(onnx_model) or {}).get("input_size")
+        h, w = recorded if recorded else (h, w)
+        if h is not None and w is not None:
+            notes.append(f"dynamic input size: using the recorded input_size {h}x{w}")
+    if h is None or w is None:
+        raise GraphfeatError("the model's input size is dynamic; pass --input-size H W")
+    return h, w
+
+
+def _computed_levels(opts: VerifyOptions, ref: _Reference, names: list[str], levels: list[dict]
+                     ) -> list[np.ndarray]:
+    """The expected levels MindSpore computes (``model``), or the original file on ONNX Runtime (``against``)."""
+    if opts.model is not None:
+        return mindspore_levels(opts.model, names, ref.x, opts.checkpoint, opts.seed)
+    original = ref.original
+    try:
+        produced = run_onnxruntime(original, {input_spec(original)[0]: _feed(ref.x, original)},
+                                   outputs=ref.original_tensors)
+    except GraphfeatError as exc:
+        raise GraphfeatError(f"the original '{opts.against}': {exc}" + _size_hint(ref.x, levels)) from None
+    return [produced[t] for t in ref.original_tensors]
+
+
+def _report(path, rt: str, run, onnx_model: onnx.ModelProto, levels: list[dict], ref: _Reference,
+            expected: list[np.ndarray], precisions: dict, opts: VerifyOptions) -> VerifyReport:
+    """One runtime's run of the model on the reference images, each level judged by its criterion."""
+    input_name, _ = input_spec(onnx_model)
+    try:
+        produced = run({input_name: _feed(ref.x, onnx_model)})
+    except Exception as exc:
+        raise run_error(rt, path, ref.x, levels, exc) from None
+    report = VerifyReport(str(path), rt, tuple(ref.x.shape), providers=run.providers,
+                          requested_providers=run.requested, source=ref.source, images=ref.images,
+                          quantized=is_quantized(onnx_model), notes=list(ref.notes))
+    if run.missing:
+        report.notes.append(f"requested {', '.join(run.missing)} not active; ran on {', '.join(run.providers)}")
+    for lv, e in zip(levels, expected):
+        crit = criterion_for(precisions[lv["tensor"]], rtol=opts.rtol, atol=opts.atol, min_cosine=opts.min_cosine,
+                             min_sqnr=opts.min_sqnr)
+        report.levels.append(compare_level(lv["name"], produced.get(lv["tensor"]), e, crit.rtol, crit.atol,
+                                           min_cosine=crit.min_cosine, min_sqnr=crit.min_sqnr,
+                                           criterion=crit.describe()))
+    return report
