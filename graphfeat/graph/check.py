@@ -7,6 +7,16 @@ the graph, small tensors (shape constants that inference folds) and the
 dims/dtype of every large tensor, whose data it points at a sparse file of the
 right size. Inference and the full check see the same types and shapes as on
 the real model; no weight byte is read or copied.
+
+**Rule: the input's strict inference stands for the result's** (:func:`check_model`'s ``inferred``).
+When the model a cut was made from passed strict shape inference (``infer_types(input, check=True)``,
+which the stride analysis runs anyway, ``checked`` True), and the cut only removed nodes no output
+needs, renamed tensors and added ``Identity`` nodes, the result passes it too: inference is local and
+runs forward, so every kept node sees the same input types as in the input, and every kept value_info,
+initializer and input was checked there. The caller then passes ``inferred`` (output name -> the
+input's inferred type of its source tensor) and no inference runs on the result; the structural
+checker still does. A cut that adds other nodes (the NCHW conversions) or a model with operators
+outside the ONNX domains does not qualify.
 """
 from __future__ import annotations
 
@@ -219,19 +229,29 @@ def check_model(model: onnx.ModelProto, declared: Mapping[str, onnx.TypeProto] |
     but not those operators (their schemas are ONNX Runtime's); for such a model
     ONNX Runtime must also load the result (the skeleton: its type and
     schema checks of every node, without reading a weight), or the check fails.
-
-    **Rule: the input's strict inference stands for the result's** (``inferred``). When the model
-    this one was cut from passed strict shape inference (``infer_types(input, check=True)``, which
-    the stride analysis runs anyway, ``checked`` True), and the cut only removed nodes no output
-    needs, renamed tensors and added ``Identity`` nodes, the result passes it too: inference is
-    local and runs forward, so every kept node sees the same input types as in the input, and
-    every kept value_info, initializer and input was checked there. The caller then passes
-    ``inferred`` (output name -> the input's inferred type of its source tensor) and no inference
-    runs on the result; the structural checker still does. A cut that adds other nodes (the NCHW
-    conversions) or a model with operators outside the ONNX domains does not qualify.
+    ``inferred``: the input's inferred types of the outputs' sources, under the module's rule.
     """
     direct = _checks_directly(model, sizes)
     sk, need = (model, 0) if direct else skeleton(model)
+    foreign = _foreign_domains(model)
+    session_checked = _type_outputs(model, sk, need, direct, declared, inferred, foreign)
+    try:
+        if direct:
+            onnx.checker.check_model(model, full_check=False)
+        else:
+            with skeleton_file(sk, need) as path:
+                onnx.checker.check_model(str(path), full_check=False)
+    except _ONNX_ERRORS as exc:
+        raise GraphfeatError(f"the resulting model fails onnx.checker: {exc}") from None
+    if foreign and not session_checked:
+        _ort_types(sk, need, direct, [])  # ONNX Runtime must load what onnx cannot check
+
+
+def _type_outputs(model: onnx.ModelProto, sk: onnx.ModelProto, need: int, direct: bool,
+                  declared: Mapping[str, onnx.TypeProto] | None, inferred: Mapping[str, onnx.TypeProto] | None,
+                  foreign: list[str]) -> bool:
+    """Give every untyped output of ``model`` (and of its skeleton ``sk``) its type, by the order
+    :func:`check_model` states; whether ONNX Runtime loaded the skeleton to type some of them."""
     if inferred is None:
         result = _inference(sk, strict=True)
         inferred_out = {vi.name: vi.type for vi in result.graph.output if _typed(vi)}
@@ -246,7 +266,6 @@ def check_model(model: onnx.ModelProto, declared: Mapping[str, onnx.TypeProto] |
         if tp is not None and _typed_type(tp):
             found[vi.name] = _with_shape(tp, inferred_out.get(vi.name))
     missing = [vi.name for vi in model.graph.output if not _typed(vi) and vi.name not in found]
-    foreign = _foreign_domains(model)
     session_checked = False
     if missing and foreign:
         found.update(_ort_types(sk, need, direct, missing))
@@ -261,16 +280,7 @@ def check_model(model: onnx.ModelProto, declared: Mapping[str, onnx.TypeProto] |
         for vi in target:
             if not _typed(vi):
                 vi.type.CopyFrom(found[vi.name])
-    try:
-        if direct:
-            onnx.checker.check_model(model, full_check=False)
-        else:
-            with skeleton_file(sk, need) as path:
-                onnx.checker.check_model(str(path), full_check=False)
-    except _ONNX_ERRORS as exc:
-        raise GraphfeatError(f"the resulting model fails onnx.checker: {exc}") from None
-    if foreign and not session_checked:
-        _ort_types(sk, need, direct, [])  # ONNX Runtime must load what onnx cannot check
+    return session_checked
 
 
 def _foreign_domains(model: onnx.ModelProto) -> list[str]:
