@@ -36,11 +36,7 @@ def set_outputs(
     """
     graph = model.graph
     original = list(graph.output)
-    original_names = {o.name for o in original}
-    kept_names = original_names if keep_existing else set()
-    taken = set(index.tensor_names)
-    alias: dict[str, str] = {}  # old tensor name -> current name
-    serving: set[str] = set()  # tensors already renamed to serve an output
+    naming = _Naming(model, index, {o.name for o in original} if keep_existing else set())
     new_outputs: list[onnx.ValueInfoProto] = []
     for out_name, tensor in outputs:
         if any(vi.name == out_name for vi in new_outputs):
@@ -51,34 +47,7 @@ def set_outputs(
                 f"onnx shape inference could not determine the type of tensor '{tensor}' (for output "
                 f"'{out_name}'); the model may use operators without shape inference"
             )
-        current = alias.get(tensor, tensor)
-        if out_name != current:
-            if out_name in taken:
-                if out_name in kept_names or out_name not in index.producer or out_name in serving:
-                    raise GraphfeatError(
-                        f"cannot name an output '{out_name}': a graph input, initializer or kept output already "
-                        f"has that name; use --tensors {tensor} instead"
-                    )
-                fresh = _fresh(out_name, taken)
-                _rename(index, alias.get(out_name, out_name), fresh, out_name)
-                alias[out_name] = fresh
-                if current == out_name:
-                    current = fresh
-            if current in index.producer or current in alias.values():
-                renameable = current not in kept_names and current not in serving
-            else:
-                renameable = False
-            if renameable:
-                _rename(index, current, out_name, tensor)
-                alias[tensor] = out_name
-            else:
-                node = graph.node.add()
-                node.op_type = "Identity"
-                node.name = f"graphfeat/output/{out_name}"
-                node.input.append(current)
-                node.output.append(out_name)
-            taken.add(out_name)
-        serving.add(out_name)
+        naming.claim(out_name, tensor)
         vi = onnx.ValueInfoProto()
         vi.name = out_name
         if tp is not None:
@@ -89,7 +58,47 @@ def set_outputs(
         new_outputs.extend(o for o in original if o.name not in names)
     del graph.output[:]
     graph.output.extend(new_outputs)
-    return {old: new for old, new in alias.items() if old != new}
+    return {old: new for old, new in naming.alias.items() if old != new}
+
+
+class _Naming:
+    """The names of a graph while outputs are named: what each tensor is called now, which names are taken,
+    which tensors already serve an output, and which original outputs are kept."""
+
+    def __init__(self, model: onnx.ModelProto, index: GraphIndex, kept: set[str]):
+        self.graph, self.index, self.kept = model.graph, index, kept
+        self.taken = set(index.tensor_names)
+        self.alias: dict[str, str] = {}  # old tensor name -> current name
+        self.serving: set[str] = set()  # names already serving an output
+
+    def claim(self, out_name: str, tensor: str) -> None:
+        """Make the name ``out_name`` hold ``tensor``'s value: rename the tensor, or add an ``Identity``."""
+        index, alias = self.index, self.alias
+        current = alias.get(tensor, tensor)
+        if out_name != current:
+            if out_name in self.taken:
+                if out_name in self.kept or out_name not in index.producer or out_name in self.serving:
+                    raise GraphfeatError(
+                        f"cannot name an output '{out_name}': a graph input, initializer or kept output already "
+                        f"has that name; use --tensors {tensor} instead"
+                    )
+                fresh = _fresh(out_name, self.taken)  # the tensor that holds the name moves aside
+                _rename(index, alias.get(out_name, out_name), fresh, out_name)
+                alias[out_name] = fresh
+                if current == out_name:
+                    current = fresh
+            internal = current in index.producer or current in alias.values()
+            if internal and current not in self.kept and current not in self.serving:
+                _rename(index, current, out_name, tensor)
+                alias[tensor] = out_name
+            else:
+                node = self.graph.node.add()
+                node.op_type = "Identity"
+                node.name = f"graphfeat/output/{out_name}"
+                node.input.append(current)
+                node.output.append(out_name)
+            self.taken.add(out_name)
+        self.serving.add(out_name)
 
 
 @contextmanager
