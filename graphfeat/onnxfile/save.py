@@ -98,33 +98,7 @@ def _save(model: onnx.ModelProto, dst: Path, src_dir, force: bool, deferred: Def
           sizes: TensorSizes | None) -> Path:
     data_name = dst.name + ".data"
     data_dst = dst.parent / data_name
-    jobs: list[tuple[onnx.TensorProto, Callable[[BinaryIO], int]]] = []
-    ext: list[onnx.TensorProto] = []
-    embedded = 0  # bytes of tensor data in the proto, from dims and dtype (``ByteSize`` would serialize)
-    for tensor, nbytes, outside in sizes if sizes is not None else tensor_sizes(model):
-        if outside:
-            ext.append(tensor)
-        else:
-            embedded += nbytes or 0
-    if ext:
-        if src_dir is None:
-            raise GraphfeatError("the model references external data but its source directory is unknown")
-        same_dir = os.path.realpath(src_dir) == os.path.realpath(dst.parent)
-        stats: dict = {}
-        for tensor in ext:  # a location kept in place is re-checked too: we never write a hostile one
-            rng = external_range(tensor, Path(src_dir), stats)
-            if not same_dir:
-                jobs.append((tensor, _copy_range_job(rng)))
-    if embedded > PROTO_LIMIT - LIMIT_MARGIN:
-        for tensor in all_tensors(model):
-            if is_external(tensor):
-                continue
-            if deferred is not None and wire.is_pending(tensor, deferred):
-                jobs.append((tensor, _range_job(deferred.open, *deferred.ranges[tensor.name], deferred.path)))
-                continue
-            raw = raw_bytes(tensor)
-            if raw is not None and len(raw) >= EXTERNAL_THRESHOLD:
-                jobs.append((tensor, _bytes_job(raw)))
+    jobs = _data_jobs(model, dst, src_dir, deferred, sizes)
     staged: list[tuple[str, Path]] = []
     try:
         if jobs:
@@ -159,6 +133,41 @@ def _save(model: onnx.ModelProto, dst: Path, src_dir, force: bool, deferred: Def
                 pass
         raise
     return dst
+
+
+def _data_jobs(model: onnx.ModelProto, dst: Path, src_dir, deferred: Deferred | None, sizes: TensorSizes | None
+               ) -> list[tuple[onnx.TensorProto, Callable[[BinaryIO], int]]]:
+    """What goes into ``<dst>.data``, tensor by tensor: external ranges copied from another directory (every
+    location checked, kept ones too), and, when the embedded data would pass protobuf's limit, the large
+    embedded or deferred tensors."""
+    jobs: list[tuple[onnx.TensorProto, Callable[[BinaryIO], int]]] = []
+    ext: list[onnx.TensorProto] = []
+    embedded = 0  # bytes of tensor data in the proto, from dims and dtype (``ByteSize`` would serialize)
+    for tensor, nbytes, outside in sizes if sizes is not None else tensor_sizes(model):
+        if outside:
+            ext.append(tensor)
+        else:
+            embedded += nbytes or 0
+    if ext:
+        if src_dir is None:
+            raise GraphfeatError("the model references external data but its source directory is unknown")
+        same_dir = os.path.realpath(src_dir) == os.path.realpath(dst.parent)
+        stats: dict = {}
+        for tensor in ext:  # a location kept in place is re-checked too: we never write a hostile one
+            rng = external_range(tensor, Path(src_dir), stats)
+            if not same_dir:
+                jobs.append((tensor, _copy_range_job(rng)))
+    if embedded > PROTO_LIMIT - LIMIT_MARGIN:
+        for tensor in all_tensors(model):
+            if is_external(tensor):
+                continue
+            if deferred is not None and wire.is_pending(tensor, deferred):
+                jobs.append((tensor, _range_job(deferred.open, *deferred.ranges[tensor.name], deferred.path)))
+                continue
+            raw = raw_bytes(tensor)
+            if raw is not None and len(raw) >= EXTERNAL_THRESHOLD:
+                jobs.append((tensor, _bytes_job(raw)))
+    return jobs
 
 
 
