@@ -12,8 +12,11 @@ and :func:`size_suspects` names the nodes that are the likely reason.
 """
 from __future__ import annotations
 
+import itertools
+
 from typing import Sequence
 
+import networkx as nx
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -55,18 +58,18 @@ def _prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def _ancestors(model: onnx.ModelProto, name: str, limit: int = 64) -> list[str]:
-    """Tensors upstream of ``name``, nearest first (breadth-first over producers, at most ``limit``)."""
-    producer = {o: n for n in model.graph.node for o in n.output}
-    seen, order, queue = {name}, [], [name]
-    while queue and len(order) < limit:
-        node = producer.get(queue.pop(0))
-        for inp in (node.input if node is not None else []):
-            if inp and inp not in seen:
-                seen.add(inp)
-                order.append(inp)
-                queue.append(inp)
-    return order
+def _upstream(model: onnx.ModelProto) -> nx.DiGraph:
+    """Tensor -> the inputs of the node that writes it, in the node's input order."""
+    g = nx.DiGraph()
+    g.add_edges_from((out, inp) for node in model.graph.node for out in node.output if out for inp in node.input if inp)
+    return g
+
+
+def _ancestors(upstream: nx.DiGraph, name: str, limit: int = 64) -> list[str]:
+    """Tensors upstream of ``name``, nearest first (networkx's breadth-first search, at most ``limit``)."""
+    if name not in upstream:
+        return []
+    return [found for _, found in itertools.islice(nx.bfs_edges(upstream, name), limit)]
 
 
 def _plan_target(src_name: str, resolved: list[int], shapes: dict, ancestors: list[str]) -> tuple:
@@ -119,62 +122,69 @@ def free_spatial(model: onnx.ModelProto, probe: np.ndarray, input_name: str) -> 
         return 0, 0, []
     inputs = list(dict.fromkeys(n.input[0] for n in (*reshapes, *resizes)))
     shapes = _probe_shapes(model, probe, input_name, inputs)
-    n_reshape, n_resize, left = 0, 0, []
+    upstream = _upstream(model) if reshapes else None
+    left: list[str] = []
     new_nodes: dict[str, list[onnx.NodeProto]] = {}
-    init = model.graph.initializer
     for node in reshapes:
-        src = node.input[0]
-        resolved = _resolve(shapes[src], _constant(idx, node.input[1]))
-        head, p, middle, t, split = _plan_target(src, resolved, shapes, _ancestors(model, src))
-        if split:
+        resolved = _resolve(shapes[node.input[0]], _constant(idx, node.input[1]))
+        plan = _plan_target(node.input[0], resolved, shapes, _ancestors(upstream, node.input[0]))
+        if plan[4]:  # a constant split left in
             left.append(node.name or node.output[0])
-        stem = f"{node.output[0]}__size_free"
-        mid = np.array([-1] if len(middle) == 1 else middle, np.int64)
-        if head == src and not t:
-            init.append(numpy_helper.from_array(np.concatenate([np.zeros(p, np.int64), mid]), stem))
-            node.input[1] = stem
-            n_reshape += 1
-            continue
-        parts, nodes = [], []
-
-        def dims(tensor: str, start: int, end: int, tag: str) -> None:
-            for suffix, value in (("start", start), ("end", end)):
-                init.append(numpy_helper.from_array(np.array([value], np.int64), f"{stem}_{tag}_{suffix}"))
-            nodes.append(helper.make_node("Shape", [tensor], [f"{stem}_{tag}_shape"], name=f"{stem}_{tag}_Shape"))
-            nodes.append(helper.make_node("Slice", [f"{stem}_{tag}_shape", f"{stem}_{tag}_start", f"{stem}_{tag}_end"],
-                                          [f"{stem}_{tag}"], name=f"{stem}_{tag}_Slice"))
-            parts.append(f"{stem}_{tag}")
-
-        if p:
-            dims(head, 0, p, "head")
-        if mid.size:
-            init.append(numpy_helper.from_array(mid, f"{stem}_middle"))
-            parts.append(f"{stem}_middle")
-        if t:
-            rank = len(shapes[src])
-            dims(src, rank - t, rank, "tail")
-        nodes.append(helper.make_node("Concat", parts, [stem], name=f"{stem}_Concat", axis=0))
-        new_nodes[node.output[0]] = nodes
-        node.input[1] = stem
-        n_reshape += 1
+        nodes = _scalable_target(model, node, plan, len(shapes[node.input[0]]))
+        if nodes:
+            new_nodes[node.output[0]] = nodes
     if new_nodes:
         nodes = [m for n in model.graph.node for m in (*new_nodes.get(n.output[0] if n.output else "", []), n)]
         del model.graph.node[:]
         model.graph.node.extend(nodes)
     for node in resizes:
-        sizes = _constant(idx, node.input[3]).astype(np.float64)
-        src = np.array(shapes[node.input[0]], np.float64)
-        scales = (sizes / src).astype(np.float32)
-        name = f"{node.output[0]}__scales"
-        model.graph.initializer.append(numpy_helper.from_array(scales, name))
-        if not node.input[1]:
-            roi = f"{node.output[0]}__roi"
-            model.graph.initializer.append(numpy_helper.from_array(np.zeros(0, np.float32), roi))
-            node.input[1] = roi
-        node.input[2] = name
-        node.input[3] = ""
-        n_resize += 1
-    return n_reshape, n_resize, left
+        _resize_by_scales(model, node, _constant(idx, node.input[3]), shapes[node.input[0]])
+    return len(reshapes), len(resizes), left
+
+
+def _scalable_target(model: onnx.ModelProto, node: onnx.NodeProto, plan: tuple, rank: int) -> list[onnx.NodeProto]:
+    """Point the Reshape ``node`` at a target built by ``plan`` (:func:`_plan_target`): a constant when it only
+    keeps the input's leading dims, else nodes (returned, to go before ``node``) that read the dims at run time."""
+    head, p, middle, t, _ = plan
+    src, init = node.input[0], model.graph.initializer
+    stem = f"{node.output[0]}__size_free"
+    mid = np.array([-1] if len(middle) == 1 else middle, np.int64)
+    node.input[1] = stem
+    if head == src and not t:
+        init.append(numpy_helper.from_array(np.concatenate([np.zeros(p, np.int64), mid]), stem))
+        return []
+    parts, nodes = [], []
+
+    def dims(tensor: str, start: int, end: int, tag: str) -> None:
+        for suffix, value in (("start", start), ("end", end)):
+            init.append(numpy_helper.from_array(np.array([value], np.int64), f"{stem}_{tag}_{suffix}"))
+        nodes.append(helper.make_node("Shape", [tensor], [f"{stem}_{tag}_shape"], name=f"{stem}_{tag}_Shape"))
+        nodes.append(helper.make_node("Slice", [f"{stem}_{tag}_shape", f"{stem}_{tag}_start", f"{stem}_{tag}_end"],
+                                      [f"{stem}_{tag}"], name=f"{stem}_{tag}_Slice"))
+        parts.append(f"{stem}_{tag}")
+
+    if p:
+        dims(head, 0, p, "head")
+    if mid.size:
+        init.append(numpy_helper.from_array(mid, f"{stem}_middle"))
+        parts.append(f"{stem}_middle")
+    if t:
+        dims(src, rank - t, rank, "tail")
+    nodes.append(helper.make_node("Concat", parts, [stem], name=f"{stem}_Concat", axis=0))
+    return nodes
+
+
+def _resize_by_scales(model: onnx.ModelProto, node: onnx.NodeProto, sizes: np.ndarray, src_shape) -> None:
+    """Turn the Resize ``node``'s constant ``sizes`` into the scales they mean at the probe's shape."""
+    scales = (sizes.astype(np.float64) / np.array(src_shape, np.float64)).astype(np.float32)
+    name = f"{node.output[0]}__scales"
+    model.graph.initializer.append(numpy_helper.from_array(scales, name))
+    if not node.input[1]:
+        roi = f"{node.output[0]}__roi"
+        model.graph.initializer.append(numpy_helper.from_array(np.zeros(0, np.float32), roi))
+        node.input[1] = roi
+    node.input[2] = name
+    node.input[3] = ""
 
 
 def set_dynamic_size(model: onnx.ModelProto, batch_dim: str) -> None:
