@@ -12,8 +12,22 @@ from .registry import list_families, list_models, model_family, register_model
 from . import models  # noqa: F401,E402  (registers every backbone)
 
 from graphfeat.levels import FeatureInfo
+from graphfeat.runtime import ExportOptions
+
+
+def __getattr__(name: str):
+    """``export_model`` and ``ExportReport``, imported on first use: the export imports networkx and the graph
+    layer, which a worker's ``models`` or ``levels`` job does not need."""
+    if name in ("ExportReport", "export_model"):
+        from . import onnx_export
+
+        return getattr(onnx_export, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
+    "ExportOptions",
+    "ExportReport",
     "FeatureExtractWrapper",
     "FeatureInfo",
     "LoadReport",
@@ -21,6 +35,7 @@ __all__ = [
     "cell_list",
     "create_model",
     "default_cfg",
+    "export_model",
     "flat_name",
     "list_families",
     "list_models",

@@ -1,21 +1,27 @@
 """Export a registered backbone to ONNX with its feature layers recorded and proven.
 
-The steps, in order:
+``export_model`` runs these stages in order, one function each (``_plan``, ...),
+each handing the next a small dataclass:
 
-1. build the model (full classifier, or the feature model) and the all-levels
-   feature wrapper with the same weights (seed or checkpoint);
-2. ``mindspore.onnx.export`` (opset 11, IR 4) into a temp file;
-3. post-process: dynamic batch on every output, producer fields;
-4. upgrade the opset with ``onnx.version_converter`` (on the weight-free skeleton);
-5. find, for each feature level, the ONNX tensor of the upgraded graph whose
-   values equal the MindSpore level on a seeded probe input
+1. plan: prepare a user's cell, check the destination and the sizes
+   (the options are a ``graphfeat.runtime.ExportOptions``);
+2. build: the model (full classifier, or the feature model) and the all-levels
+   feature wrapper with the same weights (seed or checkpoint), and their
+   MindSpore values on a seeded probe input;
+3. export: ``mindspore.onnx.export`` (opset 11, IR 4) into a temp file;
+4. free dims: a dynamic batch on every output (and, with ``dynamic_size``,
+   a free height and width);
+5. match levels: upgrade the opset with ``onnx.version_converter`` (on the
+   weight-free skeleton) and find, for each feature level, the ONNX tensor of
+   the upgraded graph whose values equal the MindSpore level on the probe
    (``exporters.proof.match_levels``): run on the graph as it will be saved,
-   the match is the proof of the record. When a level matches nothing after
-   the upgrade, the export keeps opset 11 and matches there;
-6. record the levels under ``graphfeat.feature_info``, run the checker, prove
-   the classifier output and, for a dynamic batch, that two images at once give
-   what each gives alone (in the match's ONNX Runtime session), and save
-   atomically.
+   the match is the proof of the record. When the upgrade fails or a level
+   matches nothing after it, the export keeps opset 11 and matches there;
+6. record: the levels under ``graphfeat.feature_info``, the producer fields;
+7. prove: run the checker, prove the classifier output and, for a dynamic
+   batch, that two images at once give what each gives alone (in the match's
+   ONNX Runtime session), and with ``dynamic_size`` the file at a second size;
+8. save: atomically, and the reference ``.npz`` when asked for.
 
 The MindSpore reference runs are eager (PYNATIVE_MODE, bit-identical to
 GRAPH_MODE here): the only graph compile is the ONNX export's own.
@@ -28,10 +34,10 @@ import os
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import onnx
@@ -42,13 +48,14 @@ from mindspore import Tensor
 
 from graphfeat.errors import GraphfeatError
 from graphfeat.graph import GraphIndex, check_model, exposed, infer_types, set_outputs, skeleton
-from graphfeat.levels import build_record, write_metadata
+from graphfeat.levels import FeatureInfo, build_record, write_metadata
 from graphfeat.resolve import PROBE_SEED, probe_input, producer_op, sketch
 from graphfeat.onnxfile import atomic_write, check_destination, save_model
-from graphfeat.runtime import DEFAULT_RTOL, compare_level, run_onnxruntime, session
+from graphfeat.runtime import (DEFAULT_RTOL, SECOND_SIZE_OFFSET, ExportOptions, compare_level, run_onnxruntime,
+                               session)
 
 from ._mindspore import eager
-from .cells import in_channels_of, prepare_cell
+from .cells import PreparedCell, in_channels_of, prepare_cell
 from .checkpoint import load_checkpoint_into
 from .dynamic import SPATIAL, free_spatial, set_dynamic_size, size_suspects
 from .factory import create_model
@@ -59,7 +66,10 @@ from .proof import check_levels, match_levels
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
 BATCH_DIM = "batch"
-DEFAULT_OPSET = 17
+#: the opset of MindSpore's ONNX export: the file keeps it when the upgrade fails or loses a level
+EXPORT_OPSET = 11
+#: the smallest height and width of an input size
+MIN_SIDE = 32
 
 
 @dataclass
@@ -329,7 +339,7 @@ def _prove_batch(model: onnx.ModelProto, probe: np.ndarray, outputs: Sequence[st
                              "batch-independent")
 
 
-def _plan_cell(cell, features_only: bool, out_indices, checkpoint_path: str):
+def _plan_cell(cell, features_only: bool, out_indices, checkpoint_path: str) -> PreparedCell:
     """A user's cell: load the checkpoint into it, check the protocol, plan the export (``exporters.cells``)."""
     if checkpoint_path:
         load_checkpoint_into(cell, checkpoint_path)
@@ -339,12 +349,294 @@ def _plan_cell(cell, features_only: bool, out_indices, checkpoint_path: str):
     return plan
 
 
-def _prove_size(model: onnx.ModelProto, net, feature_model, positions: Sequence[int], tensors: Sequence[str],
-                names: Sequence[str], features_only: bool, size: Sequence[int], in_channels: int,
-                rtol: float, unfreed: Sequence[str] = ()) -> float:
+@dataclass
+class _Plan:
+    """Stage 1, plan: what the options and the destination decide before anything slow runs."""
+
+    label: str  #: the record's ``model``: the registered name, or the cell's ``module:QualName``
+    path: Path  #: the file to write
+    input_size: list[int]  #: H, W of the probe
+    second_size: list[int] | None  #: ``dynamic_size``'s second proof size (None without it)
+    cell: PreparedCell | None  #: a user's cell, checked and planned; None for a registered name
+
+
+@dataclass
+class _Models:
+    """Stage 2, build: the network to export, the all-levels feature model with the same weights, and what the
+    record needs of them."""
+
+    net: ms.nn.Cell
+    feature_model: ms.nn.Cell  #: returns a tuple of levels
+    info: FeatureInfo  #: every level of ``feature_model``
+    features_only: bool  #: the export has no classifier output (a cell can decide this itself)
+    selected: list[int]  #: the recorded levels, as positions in ``info``
+    positions: list[int]  #: where each recorded level is in ``feature_model``'s output
+    in_channels: int
+
+
+@dataclass
+class _Reference:
+    """Stage 2, build: MindSpore on the probe, what the ONNX graph must give."""
+
+    probe: np.ndarray
+    names: list[str]  #: the recorded levels' names
+    levels: list[np.ndarray]  #: their values
+    outputs: list[np.ndarray]  #: the network's outputs (the classifier's logits first)
+
+
+@dataclass
+class _Freed:
+    """Stage 4, free dims: what was freed in the graph."""
+
+    notes: list[str]
+    unfreed: list[str]  #: with ``dynamic_size``, the Reshapes left with a constant split (for a refusal's reason)
+
+
+@dataclass
+class _Matched:
+    """Stage 5, match levels: the graph as it will be saved, at the opset it keeps, with its levels proven."""
+
+    model: onnx.ModelProto
+    opset: int
+    tensors: list[str]  #: each recorded level's tensor
+    values: dict[str, np.ndarray] | None  #: every exposed tensor's value on the probe (None once freed)
+    run: Callable[[dict], dict[str, np.ndarray]] | None  #: the ORT session of ``model`` (None once freed)
+    worst_rel: float  #: the worst level's max relative error
+    notes: list[str]
+
+
+@dataclass
+class _Proof:
+    """Stage 7, prove: the errors of the proofs beyond the levels'."""
+
+    output_max_rel: float | None  #: the classifier output's (None for features only)
+    second_size_worst_rel: float | None  #: the worst at ``dynamic_size``'s second size (None without it)
+
+
+def _plan(model: "str | ms.nn.Cell", output: str | os.PathLike | None, opts: ExportOptions) -> _Plan:
+    """Stage 1: prepare a user's cell, check the destination and the sizes, all before the slow part."""
+    is_cell = not isinstance(model, str)
+    cell = _plan_cell(model, opts.features_only, opts.out_indices, opts.checkpoint) if is_cell else None
+    path = Path(output) if output else Path("models_onnx") / f"{type(model).__name__ if is_cell else model}.onnx"
+    if output is None:
+        path.parent.mkdir(exist_ok=True)
+    check_destination(path, None, opts.force)  # fail before the slow part
+    if opts.reference:
+        check_destination(Path(opts.reference), None, opts.force)
+    if len(opts.input_size) != 2 or min(opts.input_size) < MIN_SIDE:
+        raise GraphfeatError(f"input size {opts.input_size} must be two numbers (H W), each at least {MIN_SIDE}")
+    input_size = [int(d) for d in opts.input_size]
+    second_size = None
+    if opts.dynamic_size:
+        if opts.static_batch:
+            raise GraphfeatError("--dynamic-size frees the batch too; drop --static-batch")
+        default = tuple(d + k for d, k in zip(input_size, SECOND_SIZE_OFFSET))
+        second_size = [int(d) for d in (opts.second_size or default)]
+        if len(second_size) != 2 or min(second_size) < MIN_SIDE or second_size == input_size:
+            raise GraphfeatError(f"the second size {tuple(second_size)} must be two numbers (H W), each at least "
+                                 f"{MIN_SIDE}, and differ from the input size {tuple(input_size)}")
+    return _Plan(cell.label if cell is not None else model, path, input_size, second_size, cell)
+
+
+def _registered_models(name: str, opts: ExportOptions) -> _Models:
+    """A registered model's network and its all-levels feature model, with the same weights (seed or checkpoint)."""
+    out_indices = None if opts.out_indices is None else list(opts.out_indices)
+    common = dict(seed=opts.seed, checkpoint_path=opts.checkpoint)
+    features_only = opts.features_only
+    # the classifier first: the feature model then reuses its seeded weights (no second calibration)
+    if features_only:
+        net = create_model(name, features_only=True, out_indices=out_indices, auto_mapping=True, **common)
+    else:
+        net = create_model(name, **common)
+    if not features_only and getattr(net, "feature_info", None) and not getattr(net, "flatten_sequential", False):
+        # what create_model(features_only=True) builds, around this very classifier: no second build.
+        # Not for a flattened classifier (scenario 2): lifting ``features.3`` to ``features_3`` renames the
+        # parameters it shares with the classifier, and the exported initializers must keep MindCV's names.
+        feature_model = FeatureExtractWrapper(net)
+        feature_model.set_train(False)
+    elif not features_only and hasattr(net, "feature_view"):  # a rewritten feature class's levels, the same way
+        feature_model = net.feature_view()
+    else:  # the features-only net's levels (all of them), or a rewritten class without a view
+        feature_model = create_model(name, features_only=True, auto_mapping=True, **common)
+    info = feature_model.feature_info
+    # the recorded levels are the feature model's outputs in the same order: their positions are the selection
+    selected = list(net.feature_info.out_indices) if features_only else list(range(len(info)))
+    in_channels = net.default_cfg.get("input_size", (3,))[0] if hasattr(net, "default_cfg") else 3
+    return _Models(net, feature_model, info, features_only, selected, list(selected), in_channels)
+
+
+def _build(model: "str | ms.nn.Cell", plan: _Plan, opts: ExportOptions, phase: _Phases) -> _Models:
+    """Stage 2: the models to export and to prove against (a user's cell as planned, or a registered model)."""
+    with phase("build models"):
+        if plan.cell is not None:
+            c = plan.cell
+            models = _Models(c.net, c.feature_model, c.info, c.features_only, c.selected, c.positions,
+                             in_channels_of(c.net))
+        else:
+            models = _registered_models(model, opts)
+        clear_weights_cache()  # both models hold the seeded weights now; the cache's copy is not needed
+    return models
+
+
+def _run_reference(models: _Models, plan: _Plan, phase: _Phases) -> _Reference:
+    """Stage 2: the MindSpore levels and outputs on the probe. The runs are eager (``exporters._mindspore.eager``):
+    one run per shape, no graph compile."""
+    probe = probe_input(plan.input_size, in_channels=models.in_channels)
+    with phase("MindSpore feature wrapper"), eager():
+        all_levels = [t.asnumpy() for t in _as_tuple(models.feature_model(Tensor(probe)))]
+    names = [models.info.module_name(i) for i in models.selected]
+    levels = [all_levels[p] for p in models.positions]
+    with phase("MindSpore classifier"), eager():
+        outputs = [o.asnumpy() for o in _as_tuple(models.net(Tensor(probe)))]
+    return _Reference(probe, names, levels, outputs)
+
+
+def _export(models: _Models, ref: _Reference, plan: _Plan, opts: ExportOptions, phase: _Phases) -> onnx.ModelProto:
+    """Stage 3: MindSpore's ONNX export (opset 11), with the outputs named."""
+    output_names = ref.names if models.features_only else [OUTPUT_NAME]
+    with phase("MindSpore ONNX export"):
+        model = _mindspore_export(models.net, ref.probe, output_names, dynamic=not opts.static_batch)
+    # MindSpore names the graph with its process-wide counters (``434_1_..._construct_17``): a stable name keeps
+    # the file the same byte for byte however many exports its process made before (``graphfeat.runtime.Worker``)
+    model.graph.name = plan.label
+    return model
+
+
+def _free_dims(model: onnx.ModelProto, probe: np.ndarray, opts: ExportOptions) -> _Freed:
+    """Stage 4: free the batch dimension in ``model`` (with ``dynamic_size`` the height and width too), in place;
+    nothing for a static batch."""
+    notes: list[str] = []
+    unfreed: list[str] = []
+    if opts.dynamic_size:
+        set_dynamic_size(model, BATCH_DIM)
+        n_reshape, n_resize, unfreed = free_spatial(model, probe, INPUT_NAME)
+        if n_reshape or n_resize:
+            notes.append(f"freed the input size in {n_reshape} constant Reshape target(s) and "
+                         f"{n_resize} Resize size(s) (now scales)")
+    elif not opts.static_batch:
+        _set_dynamic_batch(model)
+        if n := _free_batch_in_reshapes(model):
+            notes.append(f"freed the batch dimension of {n} constant Reshape target(s)")
+        if n := _free_batch_in_resizes(model):
+            notes.append(f"freed the batch dimension of {n} constant Resize size(s)")
+    return _Freed(notes, unfreed)
+
+
+def _kept_note(opset: int, exc: Exception) -> str:
+    return f"kept opset {EXPORT_OPSET}: upgrade to {opset} failed ({str(exc).splitlines()[0][:200]})"
+
+
+def _match_on_opset(model: onnx.ModelProto, opts: ExportOptions, models: _Models, ref: _Reference,
+                    phase: _Phases) -> _Matched:
+    """Stage 5: the levels matched and proven on ``model`` upgraded to ``opts.opset``; where the upgrade fails,
+    or a level matches no tensor of the upgraded graph, on the opset-11 ``model`` (with a note saying why).
+
+    The graph as it will be saved runs in one ONNX Runtime session with every candidate tensor and the logits
+    exposed: the match finds each level's tensor, and so proves the record on this very graph; the same session
+    then proves the classifier output and runs the batch-2 proof (stage 7)."""
+    notes: list[str] = []
+    try:
+        with phase("opset upgrade"):
+            candidates = [(_upgrade_opset(model, opts.opset), opts.opset)]
+    except Exception as exc:  # the converter raises many types
+        candidates = []
+        notes.append(_kept_note(opts.opset, exc))
+    if not candidates or candidates[0][0] is not model:
+        candidates.append((model, EXPORT_OPSET))
+    for candidate, version in candidates[:-1]:  # the last candidate's failure is the export's
+        try:
+            return _prove_levels(candidate, version, models, ref, opts.rtol, notes, phase)
+        except GraphfeatError as exc:
+            notes.append(_kept_note(opts.opset, exc))
+    return _prove_levels(*candidates[-1], models, ref, opts.rtol, notes, phase)
+
+
+def _prove_levels(model: onnx.ModelProto, opset: int, models: _Models, ref: _Reference, rtol: float,
+                  notes: list[str], phase: _Phases) -> _Matched:
+    """Each level's tensor in ``model``, found by value and proven (``exporters.proof``), or GraphfeatError."""
+    also = [] if models.features_only else [OUTPUT_NAME]
+    with phase("match + prove levels (ORT)"):
+        # the candidate's own types: the converter can add tensors (say, an int64 axes input)
+        found = match_levels(model, {INPUT_NAME: ref.probe}, ref.levels, ref.names, rtol, infer_types(model),
+                             also=also)
+        metrics = check_levels(found.values, found.tensors, ref.levels, ref.names, rtol)
+    return _Matched(model, opset, found.tensors, found.values, found.run, max(m.max_rel for m in metrics), notes)
+
+
+def _record(matched: _Matched, models: _Models, ref: _Reference, plan: _Plan, opts: ExportOptions,
+            phase: _Phases) -> dict:
+    """Stage 6: the levels' record, with their fingerprints, written into the graph's metadata; the producer."""
+    m, model = models, matched.model
+    with phase("record + fingerprints"):
+        record = build_record(
+            [{"index": k, "name": n, "chs": m.info.channels(i), "reduction": m.info.reduction(i), "tensor": t,
+              **({"source_index": i} if m.features_only else {})}
+             for k, (i, n, t) in enumerate(zip(m.selected, ref.names, matched.tensors))],
+            model=plan.label,
+            features_only=m.features_only,
+            input={"name": INPUT_NAME, "shape": [1 if opts.static_batch else BATCH_DIM, m.in_channels,
+                                                 *(SPATIAL if opts.dynamic_size else plan.input_size)]},
+            input_size=list(plan.input_size),
+            seed=None if opts.checkpoint or plan.cell is not None else opts.seed,
+            checkpoint=os.path.basename(opts.checkpoint) if opts.checkpoint else None,
+            versions=_versions(),
+            **({"cell_factory": opts.cell} if opts.cell else {}),
+            **({"dynamic_size": True, "proven_sizes": [plan.input_size, plan.second_size]}
+               if opts.dynamic_size else {}),
+        )
+        _add_fingerprints(record, model, ref.levels)
+        write_metadata(model, record)
+        model.producer_name = "graphfeat"
+        model.producer_version = f"{record['versions']['graphfeat']} (MindSpore {ms.__version__})"
+    return record
+
+
+def _prove(matched: _Matched, models: _Models, ref: _Reference, plan: _Plan, opts: ExportOptions,
+           unfreed: Sequence[str], phase: _Phases) -> _Proof:
+    """Stage 7: the ONNX checker, the classifier output, a batch of two (in the match's session, which is then
+    freed) and, with ``dynamic_size``, the second size against MindSpore. Raises GraphfeatError on a failure."""
+    try:
+        # onnx.checker.check_model(full_check=True) on the weight-free skeleton: the same structural check and
+        # strict shape inference, without serializing the weights (ONNX Runtime has loaded them above)
+        with phase("checker"):
+            check_model(matched.model)
+    except Exception as exc:
+        raise GraphfeatError(f"the exported model fails the ONNX checker: {str(exc).splitlines()[0]}") from None
+    output_max_rel = None
+    if not models.features_only:
+        m = compare_level(OUTPUT_NAME, matched.values[OUTPUT_NAME], ref.outputs[0], opts.rtol)
+        if not m.ok:
+            raise GraphfeatError(f"the exported classifier output differs from MindSpore (max rel err {m.max_rel:.3g})")
+        output_max_rel = m.max_rel
+    if not opts.static_batch:
+        wanted = list(dict.fromkeys([*matched.tensors, *([] if models.features_only else [OUTPUT_NAME])]))
+        with phase("prove batch 2 (ORT)"):
+            _prove_batch(matched.model, ref.probe, wanted, opts.rtol, run=matched.run, probe_values=matched.values)
+    matched.run = matched.values = None  # the session and its exposed values: free them before the save
+    second_size_worst_rel = None
+    if opts.dynamic_size:
+        with phase("prove second size (MindSpore + ORT)"):
+            second_size_worst_rel = _prove_size(matched.model, models, ref.names, matched.tensors,
+                                                plan.second_size, opts.rtol, unfreed)
+    return _Proof(output_max_rel, second_size_worst_rel)
+
+
+def _save(matched: _Matched, record: dict, models: _Models, ref: _Reference, plan: _Plan, opts: ExportOptions,
+          phase: _Phases) -> None:
+    """Stage 8: the file, atomically; with ``reference``, the probe images and their MindSpore levels."""
+    with phase("save"):
+        save_model(matched.model, plan.path, force=opts.force)
+    if opts.reference:
+        with phase("reference images (MindSpore)"):
+            images, levels = _reference_images(models.feature_model, ref.probe, models.positions, ref.levels)
+            _save_reference(Path(opts.reference), images, ref.names, levels, record, opts.force)
+
+
+def _prove_size(model: onnx.ModelProto, models: _Models, names: Sequence[str], tensors: Sequence[str],
+                size: Sequence[int], rtol: float, unfreed: Sequence[str] = ()) -> float:
     """Prove a free-size export at a second size against MindSpore (a compile for the new shape);
     the worst relative error. Refuses the export, with the likely reason, when it does not hold."""
-    x = probe_input(size, in_channels=in_channels, seed=PROBE_SEED + 2)
+    x = probe_input(size, in_channels=models.in_channels, seed=PROBE_SEED + 2)
     where = f"{size[0]}x{size[1]}"
 
     def refuse(what: str) -> GraphfeatError:
@@ -355,16 +647,16 @@ def _prove_size(model: onnx.ModelProto, net, feature_model, positions: Sequence[
 
     try:
         with eager():
-            levels = [t.asnumpy() for t in _as_tuple(feature_model(Tensor(x)))]
-            expected = [levels[p] for p in positions]
-            if not features_only:
-                expected.append(_as_tuple(net(Tensor(x)))[0].asnumpy())
+            levels = [t.asnumpy() for t in _as_tuple(models.feature_model(Tensor(x)))]
+            expected = [levels[p] for p in models.positions]
+            if not models.features_only:
+                expected.append(_as_tuple(models.net(Tensor(x)))[0].asnumpy())
     except Exception as exc:
         raise GraphfeatError(f"the input size cannot be freed: MindSpore itself does not run the model at {where} "
                              f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
                              ) from None
-    wanted = [*tensors] if features_only else [*tensors, OUTPUT_NAME]
-    labels = [*names] if features_only else [*names, OUTPUT_NAME]
+    wanted = [*tensors] if models.features_only else [*tensors, OUTPUT_NAME]
+    labels = [*names] if models.features_only else [*names, OUTPUT_NAME]
     try:
         got = run_onnxruntime(model, {INPUT_NAME: x}, list(dict.fromkeys(wanted)))
     except GraphfeatError as exc:
@@ -376,202 +668,52 @@ def _prove_size(model: onnx.ModelProto, net, feature_model, positions: Sequence[
     return max(m.max_rel for m in metrics)
 
 
-def _build(model, plan, model_name: str, features_only: bool, out_indices, seed: int, checkpoint_path: str):
-    """The network to export, the all-levels feature wrapper with the same weights, and what the record needs:
-    ``(net, feature_model, info, features_only, selected, positions, in_channels)``."""
-    if plan is not None:
-        return (plan.net, plan.feature_model, plan.info, plan.features_only, plan.selected, plan.positions,
-                in_channels_of(plan.net))
-    out_indices = None if out_indices is None else list(out_indices)
-    common = dict(seed=seed, checkpoint_path=checkpoint_path)
-    # the classifier first: the feature model then reuses its seeded weights (no second calibration)
-    if features_only:
-        net = create_model(model_name, features_only=True, out_indices=out_indices, auto_mapping=True, **common)
-    else:
-        net = create_model(model_name, **common)
-    if not features_only and getattr(net, "feature_info", None) and not getattr(net, "flatten_sequential", False):
-        # what create_model(features_only=True) builds, around this very classifier: no second build.
-        # Not for a flattened classifier (scenario 2): lifting ``features.3`` to ``features_3`` renames the
-        # parameters it shares with the classifier, and the exported initializers must keep MindCV's names.
-        feature_model = FeatureExtractWrapper(net)
-        feature_model.set_train(False)
-    elif not features_only and hasattr(net, "feature_view"):  # a rewritten feature class's levels, the same way
-        feature_model = net.feature_view()
-    else:  # the features-only net's levels (all of them), or a rewritten class without a view
-        feature_model = create_model(model_name, features_only=True, auto_mapping=True, **common)
-    info = feature_model.feature_info
-    selected = list(net.feature_info.out_indices) if features_only else list(range(len(info)))
-    in_channels = net.default_cfg.get("input_size", (3,))[0] if hasattr(net, "default_cfg") else 3
-    return net, feature_model, info, features_only, selected, selected, in_channels
+def _report(plan: _Plan, opts: ExportOptions, freed: _Freed, matched: _Matched, proof: _Proof, record: dict,
+            start: float, phase: _Phases) -> ExportReport:
+    """What the export produced and measured, its phases' seconds included."""
+    nodes, size_bytes = len(matched.model.graph.node), plan.path.stat().st_size
+    seconds = time.perf_counter() - start
+    return ExportReport(
+        plan.label, str(plan.path), nodes, size_bytes, seconds, opset=matched.opset, levels=record["levels"],
+        output_max_rel=proof.output_max_rel, worst_level_max_rel=matched.worst_rel,
+        reference=str(opts.reference) if opts.reference else None, notes=[*freed.notes, *matched.notes],
+        dynamic_size=bool(opts.dynamic_size), second_size=plan.second_size,
+        second_size_worst_rel=proof.second_size_worst_rel,
+        phases={**phase.seconds, "other": seconds - sum(phase.seconds.values())})
 
 
-def export_model(
-    model: "str | ms.nn.Cell",
-    output: str | os.PathLike | None = None,
-    *,
-    input_size: Sequence[int] = (224, 224),
-    checkpoint_path: str = "",
-    seed: int = 0,
-    static_batch: bool = False,
-    features_only: bool = False,
-    out_indices: Iterable[int] | None = None,
-    reference: str | os.PathLike | None = None,
-    opset: int = DEFAULT_OPSET,
-    force: bool = False,
-    rtol: float = DEFAULT_RTOL,
-    dynamic_size: bool = False,
-    second_size: Sequence[int] | None = None,
-    factory: str | None = None,
-) -> ExportReport:
+def _options(options: ExportOptions | None, kwargs: dict) -> ExportOptions:
+    """``options`` with ``kwargs`` on top (the fields of ExportOptions, or their older names) and the default
+    tolerance filled in."""
+    opts = ExportOptions.of(options, kwargs, caller="export_model")
+    return opts if opts.rtol is not None else replace(opts, rtol=DEFAULT_RTOL)
+
+
+def export_model(model: "str | ms.nn.Cell", output: str | os.PathLike | None = None,
+                 options: ExportOptions | None = None, **kwargs) -> ExportReport:
     """Export ``model`` to ONNX at ``output`` (default ``models_onnx/NAME.onnx``).
 
-    ``model`` is a registered name, or a ``mindspore.nn.Cell`` that follows the
-    feature protocol (see ``exporters.cells``): its weights are whatever it
-    holds (``checkpoint_path`` loads into it first) and the record's ``model``
-    is its class, ``module:QualName``. The feature levels are recorded in the
-    file's metadata, each with the name of the ONNX tensor proven to hold it.
-    ``reference`` also writes the probe input and the expected MindSpore levels
-    to an ``.npz`` for verification without MindSpore. ``dynamic_size`` frees
-    height and width as well as the batch and proves the file against
-    MindSpore at ``second_size`` too (default: 32 rows and 96 columns more).
-    ``factory`` (the ``--cell`` spec) is recorded. Raises ``GraphfeatError`` on
-    any failure; no partial file remains.
+    ``options`` is a ``graphfeat.runtime.ExportOptions`` (default: all defaults); any of its fields can
+    be given as a keyword argument instead, or on top (``checkpoint_path`` is ``checkpoint``, and
+    ``factory`` is ``cell``). ``model`` is a registered name, or a ``mindspore.nn.Cell`` that follows the
+    feature protocol (see ``exporters.cells``): its weights are whatever it holds (``checkpoint`` loads
+    into it first) and the record's ``model`` is its class, ``module:QualName``. The feature levels are
+    recorded in the file's metadata, each with the name of the ONNX tensor proven to hold it.
+    ``reference`` also writes the probe input and the expected MindSpore levels to an ``.npz`` for
+    verification without MindSpore. ``dynamic_size`` frees height and width as well as the batch and
+    proves the file against MindSpore at ``second_size`` too (default: 32 rows and 96 columns more).
+    ``cell`` (the ``--cell`` spec) is recorded. Raises ``GraphfeatError`` on any failure; no partial
+    file remains.
     """
-    start = time.perf_counter()
-    phase = _Phases()
-    is_cell = not isinstance(model, str)
-    plan = _plan_cell(model, features_only, out_indices, checkpoint_path) if is_cell else None
-    model_name = plan.label if is_cell else model
-    stem = type(model).__name__ if is_cell else model
-    path = Path(output) if output else Path("models_onnx") / f"{stem}.onnx"
-    if output is None:
-        path.parent.mkdir(exist_ok=True)
-    check_destination(path, None, force)  # fail before the slow part
-    if reference:
-        check_destination(Path(reference), None, force)
-    if len(tuple(input_size)) != 2 or min(input_size) < 32:
-        raise GraphfeatError(f"input size {tuple(input_size)} must be two numbers (H W), each at least 32")
-    input_size = [int(d) for d in input_size]
-    if dynamic_size:
-        if static_batch:
-            raise GraphfeatError("--dynamic-size frees the batch too; drop --static-batch")
-        second_size = [int(d) for d in (second_size or (input_size[0] + 32, input_size[1] + 96))]
-        if len(second_size) != 2 or min(second_size) < 32 or second_size == input_size:
-            raise GraphfeatError(f"the second size {tuple(second_size)} must be two numbers (H W), each at least "
-                                 f"32, and differ from the input size {tuple(input_size)}")
-    with phase("build models"):
-        net, feature_model, info, features_only, selected, positions, in_channels = _build(
-            model, plan, model_name, features_only, out_indices, seed, checkpoint_path)
-        clear_weights_cache()  # both models hold the seeded weights now; the cache's copy is not needed
-    probe = probe_input(input_size, in_channels=in_channels)
-    # the reference runs are eager (``exporters._mindspore.eager``): one run per shape, no graph compile
-    with phase("MindSpore feature wrapper"), eager():
-        all_levels = [t.asnumpy() for t in _as_tuple(feature_model(Tensor(probe)))]
-    names = [info.module_name(i) for i in selected]
-    levels = [all_levels[p] for p in positions]
-    with phase("MindSpore classifier"), eager():
-        outputs = [o.asnumpy() for o in _as_tuple(net(Tensor(probe)))]
-    output_names = names if features_only else [OUTPUT_NAME]
-
-    with phase("MindSpore ONNX export"):
-        model = _mindspore_export(net, probe, output_names, dynamic=not static_batch)
-    # MindSpore names the graph with its process-wide counters (``434_1_..._construct_17``): a stable name keeps
-    # the file the same byte for byte however many exports its process made before (``graphfeat.runtime.Worker``)
-    model.graph.name = model_name
-    report = ExportReport(model_name, str(path), 0, 0, 0.0, opset=11)
-    if dynamic_size:
-        report.dynamic_size, report.second_size = True, second_size
-        set_dynamic_size(model, BATCH_DIM)
-        n_reshape, n_resize, unfreed = free_spatial(model, probe, INPUT_NAME)
-        if n_reshape or n_resize:
-            report.notes.append(f"freed the input size in {n_reshape} constant Reshape target(s) and "
-                                f"{n_resize} Resize size(s) (now scales)")
-    elif not static_batch:
-        _set_dynamic_batch(model)
-        if n := _free_batch_in_reshapes(model):
-            report.notes.append(f"freed the batch dimension of {n} constant Reshape target(s)")
-        if n := _free_batch_in_resizes(model):
-            report.notes.append(f"freed the batch dimension of {n} constant Resize size(s)")
-    feeds = {INPUT_NAME: probe}
-    try:
-        with phase("opset upgrade"):
-            candidates = [(_upgrade_opset(model, opset), opset)]
-    except Exception as exc:  # the converter raises many types
-        candidates = []
-        report.notes.append(f"kept opset 11: upgrade to {opset} failed ({str(exc).splitlines()[0][:200]})")
-    if not candidates or candidates[0][0] is not model:
-        candidates.append((model, 11))
-    # The graph as it will be saved, in one ONNX Runtime session with every candidate tensor and the logits
-    # exposed: the match finds each level's tensor, and so proves the record on this very graph (the metrics
-    # below); the same session then proves the classifier output and runs the batch-2 proof. An upgraded
-    # opset on which a level matches no tensor falls back to opset 11.
-    also = [] if features_only else [OUTPUT_NAME]
-    for k, (candidate, version) in enumerate(candidates):
-        try:
-            with phase("match + prove levels (ORT)"):
-                # the candidate's own types: the converter can add tensors (say, an int64 axes input)
-                found = match_levels(candidate, feeds, levels, names, rtol, infer_types(candidate), also=also)
-                metrics = check_levels(found.values, found.tensors, levels, names, rtol)
-        except GraphfeatError as exc:
-            if k == len(candidates) - 1:
-                raise
-            report.notes.append(f"kept opset 11: upgrade to {opset} failed ({str(exc).splitlines()[0][:200]})")
-            continue
-        model, report.opset = candidate, version
-        break
-    tensors, values, run = found.tensors, found.values, found.run
-    wanted = list(dict.fromkeys([*tensors, *also]))
-    with phase("record + fingerprints"):
-        record = build_record(
-            [{"index": k, "name": n, "chs": info.channels(i), "reduction": info.reduction(i), "tensor": t,
-              **({"source_index": i} if features_only else {})}
-             for k, (i, n, t) in enumerate(zip(selected, names, tensors))],
-            model=model_name,
-            features_only=features_only,
-            input={"name": INPUT_NAME, "shape": [1 if static_batch else BATCH_DIM, in_channels,
-                                                 *(SPATIAL if dynamic_size else input_size)]},
-            input_size=list(input_size),
-            seed=None if checkpoint_path or is_cell else seed,
-            checkpoint=os.path.basename(checkpoint_path) if checkpoint_path else None,
-            versions=_versions(),
-            **({"cell_factory": factory} if factory else {}),
-            **({"dynamic_size": True, "proven_sizes": [input_size, second_size]} if dynamic_size else {}),
-        )
-        _add_fingerprints(record, model, levels)
-        write_metadata(model, record)
-        model.producer_name = "graphfeat"
-        model.producer_version = f"{record['versions']['graphfeat']} (MindSpore {ms.__version__})"
-    try:
-        # onnx.checker.check_model(full_check=True) on the weight-free skeleton: the same structural check and
-        # strict shape inference, without serializing the weights (ONNX Runtime has loaded them above)
-        with phase("checker"):
-            check_model(model)
-    except Exception as exc:
-        raise GraphfeatError(f"the exported model fails the ONNX checker: {str(exc).splitlines()[0]}") from None
-    report.worst_level_max_rel = max(m.max_rel for m in metrics)
-    if not features_only:
-        m = compare_level(OUTPUT_NAME, values[OUTPUT_NAME], outputs[0], rtol)
-        if not m.ok:
-            raise GraphfeatError(f"the exported classifier output differs from MindSpore (max rel err {m.max_rel:.3g})")
-        report.output_max_rel = m.max_rel
-    if not static_batch:
-        with phase("prove batch 2 (ORT)"):
-            _prove_batch(model, probe, wanted, rtol, run=run, probe_values=values)
-    del run, found, values  # the session and its exposed values: free them before the save
-    if dynamic_size:
-        with phase("prove second size (MindSpore + ORT)"):
-            report.second_size_worst_rel = _prove_size(model, net, feature_model, positions, tensors, names,
-                                                       features_only, second_size, in_channels, rtol, unfreed)
-    with phase("save"):
-        save_model(model, path, force=force)
-    if reference:
-        report.reference = str(reference)
-        with phase("reference images (MindSpore)"):
-            ref_probe, ref_levels = _reference_images(feature_model, probe, positions, levels)
-            _save_reference(Path(reference), ref_probe, names, ref_levels, record, force)
-    report.levels = record["levels"]
-    report.nodes = len(model.graph.node)
-    report.size_bytes = path.stat().st_size
-    report.seconds = time.perf_counter() - start
-    report.phases = {**phase.seconds, "other": report.seconds - sum(phase.seconds.values())}
-    return report
+    opts = _options(options, kwargs)
+    start, phase = time.perf_counter(), _Phases()
+    plan = _plan(model, output, opts)
+    models = _build(model, plan, opts, phase)
+    ref = _run_reference(models, plan, phase)
+    exported = _export(models, ref, plan, opts, phase)
+    freed = _free_dims(exported, ref.probe, opts)
+    matched = _match_on_opset(exported, opts, models, ref, phase)
+    record = _record(matched, models, ref, plan, opts, phase)
+    proof = _prove(matched, models, ref, plan, opts, freed.unfreed, phase)
+    _save(matched, record, models, ref, plan, opts, phase)
+    return _report(plan, opts, freed, matched, proof, record, start, phase)

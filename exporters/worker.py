@@ -21,19 +21,21 @@ import sys
 
 
 def _export(args: dict) -> dict:
-    """Export a registered ``model_name``, or the cell a ``cell`` factory (``package.module:factory``,
-    called with ``cell_kwargs``) returns; the working directory is importable (``python -m``)."""
+    """Export a registered ``model_name`` to ``output``, or the cell a ``cell`` factory (``package.module:factory``,
+    called with ``cell_kwargs``) returns; the other arguments are the fields of an ``ExportOptions``
+    (``ExportOptions.to_json``). The working directory is importable (``python -m``)."""
+    from graphfeat.runtime import ExportOptions
+
     from .onnx_export import export_model
 
     args = dict(args)
-    spec, kwargs = args.pop("cell", None), args.pop("cell_kwargs", None)
-    if spec:
+    model, output = args.pop("model_name", None), args.pop("output", None)
+    options = ExportOptions.from_json(args)
+    if options.cell:
         from .cells import build_from_factory
 
-        cell, _ = build_from_factory(spec, kwargs)
-        args.pop("model_name", None)
-        return dataclasses.asdict(export_model(cell, factory=spec, **args))
-    return dataclasses.asdict(export_model(args.pop("model_name"), **args))
+        model, _ = build_from_factory(options.cell, options.cell_kwargs)
+    return dataclasses.asdict(export_model(model, output, options))
 
 
 def _levels(args: dict) -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import GraphfeatError
 from ..info import feature_levels
 from ..levels import FeatureInfo
-from ..runtime import export_in_worker, verify
+from ..runtime import DEFAULT_INPUT_SIZE, export_in_worker, verify
 from ..surgery import cut_file
 from ._format import export_report, levels_table, verify_table
 
@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job: export, info, cut, verify on one model")
     p.add_argument("model", nargs="?", default=DEFAULT_DEMO_MODEL, help=f"registered model (default {DEFAULT_DEMO_MODEL})")
     p.add_argument("--out-dir", default="models_onnx", help="where the files go (default models_onnx/)")
-    p.add_argument("--input-size", nargs=2, type=int, default=[224, 224], metavar=("H", "W"))
+    p.add_argument("--input-size", nargs=2, type=int, default=list(DEFAULT_INPUT_SIZE), metavar=("H", "W"))
     p.add_argument("--layers", nargs="*", help="levels to cut (default: the deepest level at strides 4, 8, 16, 32)")
 
 

@@ -9,11 +9,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from ..errors import GraphfeatError
-from ..runtime import Worker, export_in_worker, registered_models
+from ..runtime import (DEFAULT_INPUT_SIZE, DEFAULT_OPSET, DEFAULT_SEED, SECOND_SIZE_OFFSET, ExportOptions, Worker,
+                       export_in_worker, registered_models)
 from ._format import export_report, export_summary
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    (h, w), (dh, dw) = DEFAULT_INPUT_SIZE, SECOND_SIZE_OFFSET
     p = sub.add_parser("export", help="export a registered MindSpore backbone to ONNX (needs graphfeat[mindspore])")
     p.add_argument("model", nargs="*", help="registered model name, e.g. resnet50; several names export each "
                                             "into models_onnx/, as --all does")
@@ -26,19 +28,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="with --all or several models: N exports at a time in N worker processes (each kept for "
                         "its next export), whose MindSpore and ONNX Runtime get cores/N threads (default 1)")
     p.add_argument("-o", "--output", help="output file (default: models_onnx/MODEL.onnx)")
-    p.add_argument("--input-size", nargs=2, type=int, default=[224, 224], metavar=("H", "W"))
+    p.add_argument("--input-size", nargs=2, type=int, default=list(DEFAULT_INPUT_SIZE), metavar=("H", "W"))
     p.add_argument("--checkpoint", default="", help="MindSpore .ckpt to load (default: seeded random weights)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"seed of the random weights (default {DEFAULT_SEED})")
     p.add_argument("--static-batch", action="store_true", help="fix the batch dimension to 1")
     p.add_argument("--features-only", action="store_true", help="export the feature model instead of the classifier")
     p.add_argument("--out-indices", nargs="*", type=int, metavar="I", help="feature levels of --features-only")
     p.add_argument("--reference", metavar="NPZ", help="also write the probe input and expected levels here")
-    p.add_argument("--opset", type=int, default=17, help="target opset after the opset-11 export (default 17)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help=f"target opset after the opset-11 export (default {DEFAULT_OPSET})")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--dynamic-size", action="store_true",
                    help="free the input's height and width too; proven against MindSpore at a second size")
     p.add_argument("--second-size", nargs=2, type=int, metavar=("H", "W"),
-                   help="the second size of --dynamic-size's proof (default: H+32, W+96, e.g. 256 320 for 224)")
+                   help=f"the second size of --dynamic-size's proof (default: H+{dh}, W+{dw}, e.g. {h + dh} "
+                        f"{w + dw} for {h})")
 
 
 def _export(args: argparse.Namespace, model: str | None, output: str | None, reference: str | None,
@@ -53,11 +58,12 @@ def _export(args: argparse.Namespace, model: str | None, output: str | None, ref
             raise GraphfeatError(f"--cell-kwargs must be a JSON object, got {type(cell_kwargs).__name__}")
     if args.second_size and not args.dynamic_size:
         raise GraphfeatError("--second-size is the second size of --dynamic-size's proof; add --dynamic-size")
-    return export_in_worker(model, output, input_size=args.input_size, checkpoint=args.checkpoint, seed=args.seed,
+    options = ExportOptions(input_size=args.input_size, checkpoint=args.checkpoint, seed=args.seed,
                             static_batch=args.static_batch, features_only=args.features_only,
                             out_indices=args.out_indices, reference=reference, opset=args.opset, force=args.force,
                             cell=getattr(args, "cell", None), cell_kwargs=cell_kwargs,
-                            dynamic_size=args.dynamic_size, second_size=args.second_size, worker=worker)
+                            dynamic_size=args.dynamic_size, second_size=args.second_size)
+    return export_in_worker(model, output, options, worker=worker)
 
 
 def _report(r: dict) -> str:

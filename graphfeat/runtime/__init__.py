@@ -4,7 +4,8 @@ Modules: :mod:`.sessions` (one callable per runtime: ONNX Runtime, OpenVINO,
 ``onnx.reference``), :mod:`.compare` (a level against its reference),
 :mod:`.precision` (what a level is computed in, and the criterion that follows),
 :mod:`.verification` (``verify``), :mod:`.pyramid` (``FeaturePyramid``, the
-deploy-time object), :mod:`.workers` (the one MindSpore-worker protocol). It
+deploy-time object), :mod:`.workers` (the one MindSpore-worker protocol), :mod:`.export_options`
+(``ExportOptions``, the export's options and their defaults). It
 imports the file, graph and levels layers, nothing above.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .compare import DEFAULT_RTOL, DEGENERATE_STD, LevelMetrics, compare_level
+    from .export_options import DEFAULT_INPUT_SIZE, DEFAULT_OPSET, DEFAULT_SEED, SECOND_SIZE_OFFSET, ExportOptions
     from .precision import (DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, Criterion, Precision,
                             criterion_for, level_precisions)
     from .pyramid import FeaturePyramid
@@ -25,14 +27,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANSWER_PREFIX",
+    "DEFAULT_INPUT_SIZE",
     "DEFAULT_MIN_COSINE",
     "DEFAULT_MIN_SQNR",
+    "DEFAULT_OPSET",
     "DEFAULT_RTOL",
     "DEFAULT_RTOLS",
+    "DEFAULT_SEED",
     "DEGENERATE_STD",
     "INSTALL_HINT",
     "RUNTIMES",
+    "SECOND_SIZE_OFFSET",
     "Criterion",
+    "ExportOptions",
     "FeaturePyramid",
     "LevelMetrics",
     "Precision",
@@ -58,6 +65,7 @@ __all__ = [
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     ".compare": ["DEFAULT_RTOL", "DEGENERATE_STD", "LevelMetrics", "compare_level"],
+    ".export_options": ["DEFAULT_INPUT_SIZE", "DEFAULT_OPSET", "DEFAULT_SEED", "SECOND_SIZE_OFFSET", "ExportOptions"],
     ".precision": ["DEFAULT_MIN_COSINE", "DEFAULT_MIN_SQNR", "DEFAULT_RTOLS", "Criterion", "Precision",
                    "criterion_for", "level_precisions"],
     ".pyramid": ["FeaturePyramid"],

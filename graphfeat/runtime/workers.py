@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GraphfeatError
+from .export_options import ExportOptions
 
 if TYPE_CHECKING:  # numpy is imported where it is used: `graphfeat export` starts its worker without it
     import numpy as np
@@ -182,36 +183,23 @@ def run_job(job: str, args: dict[str, Any], what: str, threads: int | None = Non
     return _answer(json.loads(lines[-1]), what)
 
 
-def export_in_worker(model: str | None, output: str | os.PathLike | None = None, *,
-                     input_size: Sequence[int] = (224, 224), checkpoint: str | os.PathLike = "", seed: int = 0,
-                     static_batch: bool = False, features_only: bool = False,
-                     out_indices: Sequence[int] | None = None, reference: str | os.PathLike | None = None,
-                     opset: int = 17, force: bool = False, cell: str | None = None,
-                     cell_kwargs: dict | None = None, dynamic_size: bool = False,
-                     second_size: Sequence[int] | None = None, threads: int | None = None,
-                     worker: Worker | None = None) -> dict:
-    """Export the registered ``model``, or (``model=None``) the cell that the factory ``cell``
+def export_in_worker(model: str | None, output: str | os.PathLike | None = None,
+                     options: ExportOptions | None = None, *, threads: int | None = None,
+                     worker: Worker | None = None, **kwargs: Any) -> dict:
+    """Export the registered ``model``, or (``model=None``) the cell that the factory ``options.cell``
     (``package.module:factory``, importable from the working directory or PYTHONPATH) returns when
-    called with ``cell_kwargs``, in a fresh worker; the export report as a dict (see
-    ``exporters.export_model`` for the arguments). ``threads``, ``worker``: see :func:`run_job`."""
-    if (model is None) == (cell is None):
+    called with ``options.cell_kwargs``, in a fresh worker; the export report as a dict. ``options``
+    (default: all defaults), with any of its fields given as keyword arguments instead or on top, are
+    :class:`ExportOptions` (see ``exporters.export_model``). ``threads``, ``worker``: see :func:`run_job`."""
+    options = ExportOptions.of(options, kwargs, caller="export_in_worker")
+    if (model is None) == (options.cell is None):
         raise GraphfeatError("give one registered MODEL name or --cell package.module:factory")
-    return run_job("export", {
-        "model_name": model,
-        **({"cell": cell, "cell_kwargs": dict(cell_kwargs or {})} if cell else {}),
-        "output": None if output is None else str(output),
-        "input_size": list(input_size),
-        "checkpoint_path": str(Path(checkpoint).resolve()) if checkpoint else "",
-        "seed": seed,
-        "static_batch": static_batch,
-        "features_only": features_only,
-        "out_indices": None if out_indices is None else list(out_indices),
-        "reference": None if reference is None else str(reference),
-        "opset": opset,
-        "force": force,
-        "dynamic_size": dynamic_size,
-        "second_size": None if second_size is None else list(second_size),
-    }, what=f"export of {model or cell}", threads=threads, worker=worker)
+    checkpoint = str(Path(options.checkpoint).resolve()) if options.checkpoint else ""
+    options = ExportOptions.of(options, {"checkpoint": checkpoint,
+                                         "cell_kwargs": dict(options.cell_kwargs or {}) if options.cell else None})
+    # the job's arguments: the model, the output, and the options' fields beside them
+    args = {"model_name": model, "output": None if output is None else str(output), **options.to_json()}
+    return run_job("export", args, what=f"export of {model or options.cell}", threads=threads, worker=worker)
 
 
 def mindspore_levels(model_name: str, names: Sequence[str], x: np.ndarray, checkpoint: str = "",
