@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator
 
 from mindspore import nn
 
-from graphfeat.errors import GraphfeatError
+from graphfeat.errors import GraphfeatError, first_line
 from graphfeat.levels import FeatureInfo
 
 from .features import FeatureExtractWrapper
@@ -169,12 +169,8 @@ def build_from_factory(spec: str, kwargs: dict | str | None = None) -> tuple[nn.
     try:
         cell = factory(**kwargs)
     except Exception as exc:
-        raise GraphfeatError(f"the factory {spec} raised {type(exc).__name__}: {_first_line(exc)}") from None
+        raise GraphfeatError(f"the factory {spec} raised {type(exc).__name__}: {first_line(exc)}") from None
     if not isinstance(cell, nn.Cell):
         raise GraphfeatError(f"the factory {spec} returned {type(cell).__qualname__}, not a mindspore.nn.Cell")
     return cell, spec
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "(no message)"

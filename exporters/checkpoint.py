@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import mindspore as ms
 from mindspore import nn
 
-from graphfeat.errors import CheckpointNotFoundError, GraphfeatError
+from graphfeat.errors import CheckpointNotFoundError, GraphfeatError, first_line
 
 from .features import flat_name
 
@@ -32,9 +32,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         params = ms.load_checkpoint(path)
     except Exception as exc:  # MindSpore raises ValueError/RuntimeError for non-checkpoints
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GraphfeatError(
-            f"'{path}' is not a readable MindSpore checkpoint ({first}); "
+            f"'{path}' is not a readable MindSpore checkpoint ({first_line(exc)}); "
             "pass a .ckpt written by mindspore.save_checkpoint"
         ) from None
     if not params:

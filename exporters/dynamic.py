@@ -9,11 +9,15 @@ and merges the rest with ``-1``; a Resize with constant ``sizes`` resizes by
 file against MindSpore at a second size; what this pass cannot free (a Slice
 with constant ends, a Reshape that splits a spatial dimension) fails that proof,
 and :func:`size_suspects` names the nodes that are the likely reason.
+
+The input and output dims are declared here, not with ``onnx.tools.update_model_dims``:
+that helper cannot leave a dim open without inventing a name for it (the outputs'
+spatial dims stay unnamed, as onnx's inference leaves them), and it runs the
+checker over the whole model, weights included, which the export runs once anyway.
 """
 from __future__ import annotations
 
 import itertools
-
 from typing import Sequence
 
 import networkx as nx

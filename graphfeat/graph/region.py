@@ -271,6 +271,10 @@ def chain_units(index: GraphIndex, nodes: Collection[int], entry: str) -> list[t
     ``relu`` then ``max_pool`` are two. Each unit must read only the previous
     unit's result. Returns the units in order with their results, or None
     when ``nodes`` do not form such a chain. Linear in ``len(nodes)``.
+
+    Longer than the rest (one pass that keeps the open group's state: its
+    produced tensors, the readers each still waits for, whether it holds a
+    real activation): split into pieces, that state would travel between them.
     """
     gap = sorted(nodes, key=index.pos.__getitem__)
     inside = set(gap)
