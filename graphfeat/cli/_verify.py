@@ -7,6 +7,7 @@ import sys
 import warnings
 
 from ..runtime import DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, RUNTIMES, verify_runtimes
+from ..runtime.verification import VerifyOptions
 from ._format import printable, verify_table
 
 
@@ -54,11 +55,12 @@ def run(args: argparse.Namespace) -> int:
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        reports = verify_runtimes(args.model_path, model=args.model, checkpoint=args.checkpoint,
-                                  reference=args.reference, against=args.against, runtimes=args.runtime,
-                                  batch=args.batch, input_size=args.input_size, rtol=args.rtol, atol=args.atol,
-                                  min_cosine=args.min_cosine, min_sqnr=args.min_sqnr, seed=args.seed,
-                                  providers=args.providers, strict_providers=args.strict_providers)
+        options = VerifyOptions(model=args.model, checkpoint=args.checkpoint, reference=args.reference,
+                                against=args.against, runtimes=tuple(args.runtime), batch=args.batch,
+                                input_size=args.input_size, rtol=args.rtol, atol=args.atol,
+                                min_cosine=args.min_cosine, min_sqnr=args.min_sqnr, seed=args.seed,
+                                providers=args.providers, strict_providers=args.strict_providers)
+        reports = verify_runtimes(args.model_path, options)
     for w in caught:
         print(f"graphfeat verify: warning: {printable(str(w.message))}", file=sys.stderr)
     ok = all(r.ok for r in reports)
