@@ -55,4 +55,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-__all__ = ["VERBS", "build_parser", "main"]
+__all__ = ["VERBS", "main"]

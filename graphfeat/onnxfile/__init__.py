@@ -11,14 +11,12 @@ from .external import materialize_external_data, validate_external_data
 from .load import (as_path, check_sane, load_model, load_skeleton, load_with_weights, materialize_deferred,
                    weights_loader)
 from .save import atomic_write, check_destination, save_model
-from .tensors import TensorSizes, all_tensors, holds_data, is_external, tensor_nbytes, tensor_sizes
-from .wire import DEFER_MIN_BYTES, Deferred
+from .tensors import TensorSizes, holds_data, is_external, tensor_nbytes, tensor_sizes
+from .wire import DEFER_MIN_BYTES
 
 __all__ = [
     "DEFER_MIN_BYTES",
-    "Deferred",
     "TensorSizes",
-    "all_tensors",
     "as_path",
     "atomic_write",
     "check_destination",

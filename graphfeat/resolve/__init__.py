@@ -9,12 +9,11 @@ and levels found again by value when a tool renamed their tensors),
 structure), and :mod:`.strides` (levels by measured stride, for ``--strides``).
 It imports the graph, file and levels layers, nothing above.
 """
-from .fingerprint import PROBE_SEED, Targets, file_kind, find_levels, probe_input, producer_op, sketch
-from .metadata import MetadataStrategy, ValueFinder
+from .fingerprint import PROBE_SEED, Targets, probe_input, producer_op, sketch
+from .metadata import ValueFinder
 from .modules import Resolution
-from .resolver import HEAD_OPS, Resolver
-from .strides import Candidate, TensorStride, measure_strides, pick_strides, trunk_candidates
+from .resolver import Resolver
+from .strides import Candidate, measure_strides, pick_strides, trunk_candidates
 
-__all__ = ["HEAD_OPS", "PROBE_SEED", "Candidate", "MetadataStrategy", "Resolution", "Resolver", "Targets", "TensorStride",
-           "ValueFinder", "file_kind", "find_levels", "measure_strides", "pick_strides", "probe_input", "producer_op",
-           "sketch", "trunk_candidates"]
+__all__ = ["PROBE_SEED", "Candidate", "Resolution", "Resolver", "Targets", "ValueFinder", "measure_strides",
+           "pick_strides", "probe_input", "producer_op", "sketch", "trunk_candidates"]
