@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,9 +116,32 @@ def _has_large_attr_tensor(node: onnx.NodeProto) -> bool:
     return any(a.HasField("t") and _is_large(a.t) for a in node.attribute)
 
 
+class InferenceLog:
+    """The onnx shape inferences graphfeat ran in this process: how many, and whether each of the latest was
+    strict (oldest first). A cut's cost is mostly these passes, so tests and benchmarks read them here."""
+
+    def __init__(self, keep: int = 256):
+        self.total = 0
+        self._recent: deque[bool] = deque(maxlen=keep)
+
+    def record(self, strict: bool) -> None:
+        self.total += 1
+        self._recent.append(strict)
+
+    def since(self, total: int) -> list[bool]:
+        """The strictness of each inference run after the log stood at ``total`` (the latest ones kept)."""
+        n = min(self.total - total, len(self._recent))
+        return list(self._recent)[len(self._recent) - n:] if n > 0 else []
+
+
+#: every inference graphfeat runs goes through :func:`_inference`, which records it here
+INFERENCES = InferenceLog()
+
+
 def _inference(sk: onnx.ModelProto, strict: bool) -> onnx.ModelProto:
     """The one call of onnx shape inference in graphfeat. ``strict``: type-checking, and a failure is a
     GraphfeatError; otherwise best effort, and a model inference rejects comes back as it is."""
+    INFERENCES.record(strict)
     try:
         return onnx.shape_inference.infer_shapes(sk, check_type=strict, strict_mode=strict, data_prop=True)
     except _ONNX_ERRORS as exc:
