@@ -24,6 +24,8 @@ import numpy as np
 
 #: no fixture file may exceed this (the repository commits no large binaries)
 MAX_BYTES = 8 * 1024 * 1024
+#: the converter's file must compute the framework's logits to this relative error (max abs / max abs)
+MAX_REL = 1e-4
 
 
 @dataclass
@@ -101,3 +103,29 @@ def write_fixture(out: str | os.PathLike, fid: str, onnx_file: str | os.PathLike
     print(f"{fid}: {total / 2**20:.2f} MiB, levels {[lv.name for lv in levels]}, neck {[lv.name for lv in neck]}")
     return out / f"{fid}.onnx"
 
+
+def run_onnx(path: Path, x: np.ndarray) -> tuple[str, list[np.ndarray]]:
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return name, sess.run(None, {name: x})
+
+
+def tolerance(noise: float) -> float:
+    """The ``atol`` a level's ONNX value must meet: four times the framework's own float32 rounding noise
+    (its float32 levels against the same model run in float64), rounded up to one significant digit, and
+    at least 1e-4. A deep float32 network differs from itself in float64 by that much, and so does any
+    other float32 runtime."""
+    t = 4 * noise
+    if t <= 1e-4:
+        return 1e-4
+    e = 10.0 ** np.floor(np.log10(t))
+    return float(np.ceil(t / e - 1e-9) * e)
+
+
+def check_logits(fid: str, ours: np.ndarray, theirs: np.ndarray) -> float:
+    rel = float(np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs)))
+    print(f"{fid}: ONNX logits vs framework: max abs error / max abs value = {rel:.2e}")
+    if not rel <= MAX_REL:
+        raise SystemExit(f"{fid}: the ONNX file's logits differ from the framework's (max rel {rel:.2e} > {MAX_REL})")
+    return rel

@@ -56,13 +56,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _common import Level, write_fixture  # noqa: E402
+from _common import Level, check_logits, run_onnx, tolerance, write_fixture  # noqa: E402
 
 SIZE = 64
 BATCH = 2
 CALIB = 8
 CLASSES = 10
-MAX_REL = 1e-4
 
 
 def _versions() -> tuple[str, str]:
@@ -99,33 +98,6 @@ def calibrate(model, calib: np.ndarray) -> int:
     for h in handles:
         h.remove()
     return len(bns)
-
-
-def run_onnx(path: Path, x: np.ndarray) -> tuple[str, list[np.ndarray]]:
-    import onnxruntime as ort
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return name, sess.run(None, {name: x})
-
-
-def tolerance(noise: float) -> float:
-    """The ``atol`` a level's ONNX value must meet: four times the framework's own float32 rounding noise
-    (its float32 levels against the same model run in float64), rounded up to one significant digit, and
-    at least 1e-4. A deep float32 network differs from itself in float64 by that much, and so does any
-    other float32 runtime."""
-    t = 4 * noise
-    if t <= 1e-4:
-        return 1e-4
-    e = 10.0 ** np.floor(np.log10(t))
-    return float(np.ceil(t / e - 1e-9) * e)
-
-
-def check_logits(fid: str, ours: np.ndarray, theirs: np.ndarray) -> float:
-    rel = float(np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs)))
-    print(f"{fid}: ONNX logits vs framework: max abs error / max abs value = {rel:.2e}")
-    if not rel <= MAX_REL:
-        raise SystemExit(f"{fid}: the ONNX file's logits differ from the framework's (max rel {rel:.2e} > {MAX_REL})")
-    return rel
 
 
 def paddle_fixture(out: Path, fid: str, model, description: str, levels: list[tuple[str, int, bool]],
