@@ -157,7 +157,7 @@ def build_from_factory(spec: str, kwargs: dict | str | None = None) -> tuple[nn.
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time error of the user's module
         raise GraphfeatError(f"cannot import '{module_name}' for --cell {spec} "
-                             f"({type(exc).__name__}: {_first_line(exc)}); it must be importable from the working "
+                             f"({type(exc).__name__}: {first_line(exc)}); it must be importable from the working "
                              "directory or PYTHONPATH") from None
     factory = module
     for part in attr.split("."):
