@@ -46,13 +46,13 @@ from onnx import version_converter
 import mindspore as ms
 from mindspore import Tensor
 
-from graphfeat.errors import GraphfeatError
-from graphfeat.graph import GraphIndex, check_model, exposed, infer_types, set_outputs, skeleton
-from graphfeat.levels import FeatureInfo, build_record, write_metadata
+from graphfeat.errors import GraphfeatError, first_line
+from graphfeat.graph import GraphIndex, check_model, infer_types, ort_runner, set_outputs, skeleton
+from graphfeat.levels import FeatureInfo, LevelRecord, build_record, write_metadata
 from graphfeat.resolve import PROBE_SEED, probe_input, producer_op, sketch
 from graphfeat.onnxfile import atomic_write, check_destination, save_model
 from graphfeat.runtime import (DEFAULT_RTOL, SECOND_SIZE_OFFSET, ExportOptions, compare_level, run_onnxruntime,
-                               session)
+                               worker_threads)
 
 from ._mindspore import eager
 from .cells import PreparedCell, in_channels_of, prepare_cell
@@ -131,10 +131,9 @@ def _mindspore_export(net, probe: np.ndarray, output_names: list[str], dynamic: 
         try:
             ms.onnx.export(net, Tensor(probe), file_name=path, input_names=[INPUT_NAME], **kwargs)
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise GraphfeatError(
-                f"MindSpore's ONNX exporter failed ({first}). An operator it lacks is the usual cause: "
-                "see docs/adding-a-backbone.md for the exportable substitutes"
+                f"MindSpore's ONNX exporter failed ({first_line(exc)}). An operator it lacks is the usual "
+                "cause: see docs/adding-a-backbone.md for the exportable substitutes"
             ) from None
         model = onnx.load(path)
     _rename_outputs(model, output_names)
@@ -281,13 +280,13 @@ def _save_reference(path: Path, probe: np.ndarray, names: list[str], levels: lis
     atomic_write(path, lambda f: np.savez(f, **arrays), force=force)
 
 
-def _add_fingerprints(record: dict, model: onnx.ModelProto, levels: Sequence[np.ndarray]) -> None:
-    """Record each level's fingerprint (a sketch of its values on the probe, with the op computing it)
-    and the probe seed, so that a tool's renamed tensor can be found again by value (``graphfeat.resolve``)."""
+def _fingerprinted(levels: Sequence[LevelRecord], model: onnx.ModelProto, values: Sequence[np.ndarray]
+                   ) -> list[LevelRecord]:
+    """Each level with its fingerprint (a sketch of its values on the probe, with the op computing it), so
+    that a tool's renamed tensor can be found again by value (``graphfeat.resolve``); the record then names
+    the probe's seed."""
     index = GraphIndex(model)
-    record["probe_seed"] = PROBE_SEED
-    for level, values in zip(record["levels"], levels):
-        level["fingerprint"] = sketch(values, producer_op(index, level["tensor"]))
+    return [lv.updated(fingerprint=sketch(v, producer_op(index, lv.tensor))) for lv, v in zip(levels, values)]
 
 
 #: images in the reference ``.npz``: the probe first, then distinct seeded images
@@ -323,13 +322,12 @@ def _prove_batch(model: onnx.ModelProto, probe: np.ndarray, outputs: Sequence[st
     outputs = list(dict.fromkeys(outputs))
     try:
         if run is None:
-            with exposed(model, outputs):
-                run = session(model, "onnxruntime", prepack=False)
+            run = ort_runner(model, outputs, policy="proof", threads=worker_threads())
         pair = run({INPUT_NAME: np.concatenate([probe, second])})
         alone = [probe_values if probe_values is not None else run({INPUT_NAME: probe}),
                  run({INPUT_NAME: second})]
     except Exception as exc:  # ORT raises its own exception types
-        raise GraphfeatError(f"the export does not run at batch 2 ({str(exc).strip().splitlines()[0]}); export "
+        raise GraphfeatError(f"the export does not run at batch 2 ({first_line(exc)}); export "
                              "with --static-batch, or make the model's reshapes batch-independent") from None
     bad = [f"'{t}' image {k}" for t in outputs for k in (0, 1)
            if not compare_level(t, pair[t][k:k + 1], alone[k][t], rtol).ok]
@@ -523,7 +521,7 @@ def _free_dims(model: onnx.ModelProto, probe: np.ndarray, opts: ExportOptions) -
 
 
 def _kept_note(opset: int, exc: Exception) -> str:
-    return f"kept opset {EXPORT_OPSET}: upgrade to {opset} failed ({str(exc).splitlines()[0][:200]})"
+    return f"kept opset {EXPORT_OPSET}: upgrade to {opset} failed ({first_line(exc, 200)})"
 
 
 def _match_on_opset(model: onnx.ModelProto, opts: ExportOptions, models: _Models, ref: _Reference,
@@ -568,10 +566,11 @@ def _record(matched: _Matched, models: _Models, ref: _Reference, plan: _Plan, op
     """Stage 6: the levels' record, with their fingerprints, written into the graph's metadata; the producer."""
     m, model = models, matched.model
     with phase("record + fingerprints"):
+        levels = [LevelRecord.of(index=k, name=n, chs=m.info.channels(i), reduction=m.info.reduction(i), tensor=t,
+                                 **({"source_index": i} if m.features_only else {}))
+                  for k, (i, n, t) in enumerate(zip(m.selected, ref.names, matched.tensors))]
         record = build_record(
-            [{"index": k, "name": n, "chs": m.info.channels(i), "reduction": m.info.reduction(i), "tensor": t,
-              **({"source_index": i} if m.features_only else {})}
-             for k, (i, n, t) in enumerate(zip(m.selected, ref.names, matched.tensors))],
+            _fingerprinted(levels, model, ref.levels),
             model=plan.label,
             features_only=m.features_only,
             input={"name": INPUT_NAME, "shape": [1 if opts.static_batch else BATCH_DIM, m.in_channels,
@@ -584,7 +583,7 @@ def _record(matched: _Matched, models: _Models, ref: _Reference, plan: _Plan, op
             **({"dynamic_size": True, "proven_sizes": [plan.input_size, plan.second_size]}
                if opts.dynamic_size else {}),
         )
-        _add_fingerprints(record, model, ref.levels)
+        record["probe_seed"] = PROBE_SEED  # the probe the fingerprints were taken on, after the levels
         write_metadata(model, record)
         model.producer_name = "graphfeat"
         model.producer_version = f"{record['versions']['graphfeat']} (MindSpore {ms.__version__})"
@@ -601,7 +600,7 @@ def _prove(matched: _Matched, models: _Models, ref: _Reference, plan: _Plan, opt
         with phase("checker"):
             check_model(matched.model)
     except Exception as exc:
-        raise GraphfeatError(f"the exported model fails the ONNX checker: {str(exc).splitlines()[0]}") from None
+        raise GraphfeatError(f"the exported model fails the ONNX checker: {first_line(exc)}") from None
     output_max_rel = None
     if not models.features_only:
         m = compare_level(OUTPUT_NAME, matched.values[OUTPUT_NAME], ref.outputs[0], opts.rtol)
@@ -653,7 +652,7 @@ def _prove_size(model: onnx.ModelProto, models: _Models, names: Sequence[str], t
                 expected.append(_as_tuple(models.net(Tensor(x)))[0].asnumpy())
     except Exception as exc:
         raise GraphfeatError(f"the input size cannot be freed: MindSpore itself does not run the model at {where} "
-                             f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
+                             f"({first_line(exc)})"
                              ) from None
     wanted = [*tensors] if models.features_only else [*tensors, OUTPUT_NAME]
     labels = [*names] if models.features_only else [*names, OUTPUT_NAME]

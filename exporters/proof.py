@@ -16,9 +16,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from graphfeat.errors import GraphfeatError
-from graphfeat.graph import exposed, infer_types, shape_of
-from graphfeat.runtime import DEFAULT_RTOL, DEGENERATE_STD, LevelMetrics, compare_level, run_onnxruntime, session
+from graphfeat.errors import GraphfeatError, first_line
+from graphfeat.graph import infer_types, ort_runner, shape_of
+from graphfeat.runtime import (DEFAULT_RTOL, DEGENERATE_STD, LevelMetrics, compare_level, run_onnxruntime,
+                               worker_threads)
 
 
 def candidate_tensors(model: onnx.ModelProto, shapes: Iterable[tuple],
@@ -67,9 +68,9 @@ def match_levels(model: onnx.ModelProto, feeds: dict[str, np.ndarray], expected:
     ``GraphfeatError`` naming each level that no tensor matches, with the
     closest candidate.
     """
-    types = infer_types(model) if types is None else types  # one shape inference for both uses
+    types = infer_types(model) if types is None else types
     candidates = candidate_tensors(model, [e.shape for e in expected], types)
-    values, run = _run_exposed(model, feeds, list(dict.fromkeys([*candidates, *also])), types)
+    values, run = _run_exposed(model, feeds, list(dict.fromkeys([*candidates, *also])))
     found, problems = [], []
     for name, ref in zip(names, expected):
         best, best_rel = None, float("inf")
@@ -99,16 +100,15 @@ def match_levels(model: onnx.ModelProto, feeds: dict[str, np.ndarray], expected:
     return LevelMatch(found, values, run)
 
 
-def _run_exposed(model: onnx.ModelProto, feeds: dict[str, np.ndarray], names: Sequence[str],
-                 types: Mapping[str, onnx.TypeProto]) -> tuple[dict[str, np.ndarray], Callable]:
+def _run_exposed(model: onnx.ModelProto, feeds: dict[str, np.ndarray], names: Sequence[str]
+                 ) -> tuple[dict[str, np.ndarray], Callable]:
     if not names:
         return {}, lambda feeds: {}
-    with exposed(model, names, types):
-        run = session(model, "onnxruntime", prepack=False)  # it runs two or three times
+    run = ort_runner(model, names, policy="proof", threads=worker_threads())  # it runs two or three times
     try:
         return run(feeds), run
     except Exception as exc:  # ORT raises its own exception types
-        raise GraphfeatError(f"ONNX Runtime could not run the model: {str(exc).strip().splitlines()[0]}") from None
+        raise GraphfeatError(f"ONNX Runtime could not run the model: {first_line(exc)}") from None
 
 
 def prove_levels(model: onnx.ModelProto, feeds: dict[str, np.ndarray], tensors: Sequence[str],

@@ -84,8 +84,8 @@ def feature_levels(model_or_path: onnx.ModelProto | str | os.PathLike, *,
         stride, layout = (m.stride, m.layout) if m is not None else (None, None)
         note = m.note if m is not None else ""
         if res.level is not None:
-            chs, red = res.level.get("chs"), res.level.get("reduction")
-            index_value = res.level.get("index", i)
+            chs, red = res.level.chs, res.level.reduction
+            index_value = res.level.index if res.level.index is not None else i
             if stride is not None and red is not None and stride != red:
                 note = f"measured stride {stride} differs from the recorded reduction {red}"
         else:

@@ -23,21 +23,29 @@ ONNX side alike, so both answer the same questions the same way.
 renumbers ``index`` and keeps the original position as ``source_index``; it
 also points ``tensor`` at the new graph output name.
 
-This module imports only :mod:`graphfeat.errors` (and onnx/json).
+A level is typed as a :class:`LevelRecord`: :func:`record_levels` reads a
+record's levels (:meth:`LevelRecord.from_dict`, the one reader) and
+:func:`build_record` writes them (:meth:`LevelRecord.to_dict`, the one
+writer), so a level read and written back is the same JSON.
+
+This module imports only :mod:`graphfeat.errors` (and json; onnx for the
+hints only, so the CLI's text formatting can read levels without onnx).
 """
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Sequence, Union
-
-import onnx
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence, Union
 
 from .errors import GraphfeatError
 
+if TYPE_CHECKING:  # for the hints only: records are read and written through ``metadata_props`` alone
+    import onnx
+
 __all__ = [
-    "METADATA_KEY", "PARTIAL_KEY", "SCHEMA_VERSION", "FeatureInfo", "build_record", "level_dims",
-    "normalize_out_indices", "read_feature_record", "read_metadata", "strip_metadata", "write_feature_record",
-    "write_metadata",
+    "METADATA_KEY", "PARTIAL_KEY", "SCHEMA_VERSION", "FeatureInfo", "LevelRecord", "build_record", "level_dims",
+    "normalize_out_indices", "read_feature_record", "read_metadata", "record_levels", "strip_metadata",
+    "write_feature_record", "write_metadata",
 ]  # fmt: skip
 
 Index = Union[int, Sequence[int], None]
@@ -192,7 +200,122 @@ def level_dims(shape: list | None, input_shape: list | None) -> tuple[int | None
     return chs, red
 
 
-def build_record(levels: Sequence[dict[str, Any]], *, base: dict[str, Any] | None = None,
+def _typed(*types: type, required: bool = False) -> Any:
+    """A field of :class:`LevelRecord` whose JSON value must be one of ``types`` (bool never counts as a number)."""
+    if required:
+        return field(metadata={"types": types})
+    return field(default=None, metadata={"types": types})
+
+
+@dataclass(frozen=True)
+class LevelRecord:
+    """One level of a record (an entry of its ``levels`` list), typed.
+
+    ``name`` and ``tensor`` are required strings; every other field is None
+    when the level does not carry it. ``extra`` holds what the level carries
+    but graphfeat does not interpret: keys it does not know (a newer writer's),
+    and a known field whose value is not of the field's type (that field then
+    reads as None). ``order`` is the order of the level's keys in its JSON
+    object: as read, or as given to :meth:`of` and :meth:`updated`; it does not
+    take part in equality. :meth:`to_dict` writes exactly those keys in that
+    order, so a level read and written back is the same JSON, and a field
+    never given is omitted.
+    """
+
+    name: str = _typed(str, required=True)
+    tensor: str = _typed(str, required=True)  # the ONNX tensor that holds the level
+    chs: int | None = _typed(int)  # null in a partial record where unknown
+    reduction: int | None = _typed(int)
+    index: int | None = _typed(int)  # the position in this record's levels
+    source_index: int | None = _typed(int)  # a cut's level: its position in the record it was cut from
+    layout: str | None = _typed(str)  # a --strides level: "nchw", or the layout the graph computes
+    resolved_by: str | None = _typed(str)  # "strides", or "fingerprint"/"reference" (found by value)
+    layer: str | None = _typed(str)  # a --strides level: the named layer it is
+    after_layer: str | None = _typed(str)  # a --strides level: the layer whose activation it is
+    source: str | None = _typed(str)  # a --strides level: "backbone" or "neck"
+    origin: str | None = _typed(str)  # a --strides level: the input graph's tensor the rule took
+    fingerprint: dict[str, Any] | None = _typed(dict)  # the export's sketch of the level's values
+    recorded_tensor: str | None = _typed(str)  # found by value: the tensor the record named
+    match_distance: float | None = _typed(float, int)  # found by value: the distance of the match
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    order: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        present = [f.name for f in _LEVEL_FIELDS if f.name in _REQUIRED_FIELDS or getattr(self, f.name) is not None]
+        object.__setattr__(self, "order", tuple(dict.fromkeys([*self.order, *present, *self.extra])))
+
+    @classmethod
+    def from_dict(cls, value: Any, where: str = "a level") -> LevelRecord:
+        """The level a JSON object describes (the one reader).
+
+        GraphfeatError, naming ``where`` and the field, when ``value`` is not
+        an object or its ``name`` or ``tensor`` is missing or not a string.
+        Any other field whose value is not of its type is kept unread in
+        ``extra`` (see the class).
+        """
+        if not isinstance(value, dict):
+            raise GraphfeatError(f"{where} must be an object with a 'name' and a 'tensor', got {type(value).__name__}")
+        typed, extra = {}, {}
+        for key, v in value.items():
+            types = _LEVEL_TYPES.get(key)
+            if types is not None and not isinstance(v, bool) and isinstance(v, types):
+                typed[key] = v
+            elif key in _REQUIRED_FIELDS:
+                raise GraphfeatError(f"{where}: field '{key}' must be a string, got {v!r:.80}")
+            else:
+                extra[key] = v
+        missing = [k for k in _REQUIRED_FIELDS if k not in value]
+        if missing:
+            raise GraphfeatError(f"{where} lacks the field '{missing[0]}' (a string)")
+        return cls(**typed, extra=extra, order=tuple(value))
+
+    @classmethod
+    def of(cls, **values: Any) -> LevelRecord:
+        """A new level from its fields, its JSON keys in the order given."""
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The level as its JSON object (the one writer): the keys of ``order``, in that order."""
+        return {k: self.extra[k] if k in self.extra else getattr(self, k) for k in self.order}
+
+    def updated(self, **changes: Any) -> LevelRecord:
+        """This level with ``changes``: a key it has keeps its place, a new one goes last."""
+        return LevelRecord.from_dict({**self.to_dict(), **changes})
+
+    @property
+    def stands_for(self) -> str:
+        """The layer this level stands for: ``layer`` for a ``--strides`` level taken at a named layer,
+        else ``name``."""
+        return self.layer if self.layer is not None else self.name
+
+    @property
+    def source_position(self) -> Any:
+        """What a cut records as the level's ``source_index``: its own ``source_index`` if it carries one
+        (a cut of a cut keeps the first position), else its ``index``; the value as written, None if neither."""
+        written = self.to_dict()
+        return written.get("source_index", written.get("index"))
+
+
+_LEVEL_FIELDS = [f for f in fields(LevelRecord) if "types" in f.metadata]
+_LEVEL_TYPES: dict[str, tuple[type, ...]] = {f.name: f.metadata["types"] for f in _LEVEL_FIELDS}
+_REQUIRED_FIELDS = ("name", "tensor")
+
+
+def record_levels(record: Mapping[str, Any] | None, where: str = f"'{METADATA_KEY}'") -> list[LevelRecord]:
+    """The typed levels of a metadata record, shallow to deep; none for no record.
+
+    GraphfeatError if ``levels`` is not a list or a level is malformed
+    (:meth:`LevelRecord.from_dict`); ``where`` names the record in the message.
+    """
+    if record is None:
+        return []
+    levels = record.get("levels", [])
+    if not isinstance(levels, list):
+        raise GraphfeatError(f"the {where} metadata must be an object with a 'levels' list")
+    return [LevelRecord.from_dict(lv, f"{where} level {i}") for i, lv in enumerate(levels)]
+
+
+def build_record(levels: Sequence[LevelRecord], *, base: dict[str, Any] | None = None,
                  input_name: str | None = None, input_shape: list | None = None, **fields: Any) -> dict[str, Any]:
     """The metadata record: the one builder, used by the export and by the cut.
 
@@ -209,12 +332,7 @@ def build_record(levels: Sequence[dict[str, Any]], *, base: dict[str, Any] | Non
         record["input"] = {"name": input_name, "shape": input_shape}
         if input_shape and len(input_shape) == 4 and all(isinstance(d, int) for d in input_shape[2:]):
             record["input_size"] = [input_shape[2], input_shape[3]]
-    numbered = []
-    for i, level in enumerate(levels):
-        level = dict(level)
-        level["index"] = i
-        numbered.append(level)
-    record["levels"] = numbered
+    record["levels"] = [level.updated(index=i).to_dict() for i, level in enumerate(levels)]
     return record
 
 
@@ -269,9 +387,7 @@ def strip_metadata(model: onnx.ModelProto) -> None:
 def _validate(record: Any) -> None:
     if not isinstance(record, dict) or not isinstance(record.get("levels"), list):
         raise GraphfeatError(f"the '{METADATA_KEY}' metadata must be an object with a 'levels' list")
-    for i, level in enumerate(record["levels"]):
-        if not isinstance(level, dict) or not isinstance(level.get("tensor"), str):
-            raise GraphfeatError(f"'{METADATA_KEY}' level {i} must be an object with a 'tensor' name")
+    record_levels(record)  # each level an object with a name and a tensor
     FeatureInfo(record["levels"])  # checks name/chs/reduction invariants
 
 
@@ -280,12 +396,9 @@ def read_partial_metadata(model: onnx.ModelProto) -> dict[str, Any] | None:
     record = _read_json(model, PARTIAL_KEY)
     if record is None:
         return None
-    levels = record.get("levels") if isinstance(record, dict) else None
-    if not isinstance(levels, list) or not all(
-        isinstance(lv, dict) and isinstance(lv.get("name"), str) and isinstance(lv.get("tensor"), str)
-        for lv in levels
-    ):
+    if not isinstance(record, dict) or not isinstance(record.get("levels"), list):
         raise GraphfeatError(f"the '{PARTIAL_KEY}' metadata must hold a 'levels' list of {{name, tensor}} objects")
+    record_levels(record, f"'{PARTIAL_KEY}'")  # each level an object with a name and a tensor
     return record
 
 

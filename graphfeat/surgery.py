@@ -30,7 +30,14 @@ import onnx
 
 from .errors import GraphfeatError
 from .graph import GraphIndex, check_model, cleanup, set_outputs, shape_of, to_nchw
-from .levels import build_record, level_dims, normalize_out_indices, read_feature_record, write_feature_record
+from .levels import (
+    LevelRecord,
+    build_record,
+    level_dims,
+    normalize_out_indices,
+    read_feature_record,
+    write_feature_record,
+)
 from .onnxfile import (
     as_path,
     check_destination,
@@ -297,8 +304,8 @@ def _select(resolver: Resolver, layers, indices, tensors, strides=None, neck=Fal
 
 def _feature_order(index: GraphIndex, picked: list[Resolution]) -> list[Resolution]:
     """Shallow to deep: metadata order if every layer is in the metadata, else topological order."""
-    if all(r.level is not None and isinstance(r.level.get("index"), int) for r in picked):
-        return sorted(picked, key=lambda r: r.level["index"])
+    if all(r.level is not None and r.level.index is not None for r in picked):
+        return sorted(picked, key=lambda r: r.level.index)
     return sorted(picked, key=lambda r: index.pos[index.producer[r.tensor]])
 
 
@@ -314,27 +321,24 @@ def _record(index: GraphIndex, picked: list[Resolution], pairs, model: onnx.Mode
     for res, (out_name, source) in zip(picked, pairs):
         if res.placement is not None:
             p = res.placement
-            level = {"name": res.name, "chs": p.channels, "reduction": p.stride,
-                     "layout": "nchw" if source != res.tensor else (p.layout or "unknown"), "resolved_by": "strides"}
-            if res.layer is not None:
-                level["layer"] = res.layer
-            if res.follows is not None:
-                level["after_layer"] = res.follows
-            if res.source is not None:
-                level["source"] = res.source
-            level["origin"] = res.tensor  # the tensor of the input graph the rule took
-            if res.level is not None:
-                level["source_index"] = res.level.get("source_index", res.level.get("index"))
+            level = LevelRecord.of(
+                name=res.name, chs=p.channels, reduction=p.stride,
+                layout="nchw" if source != res.tensor else (p.layout or "unknown"), resolved_by="strides",
+                **_given(layer=res.layer, after_layer=res.follows, source=res.source),
+                origin=res.tensor,  # the tensor of the input graph the rule took
+                **({"source_index": res.level.source_position} if res.level is not None else {}), tensor=out_name)
         elif res.level is not None:
-            level = dict(res.level)
-            level["source_index"] = res.level.get("source_index", res.level.get("index"))
-            if res.resolved_by in ("fingerprint", "reference"):
-                level["resolved_by"] = res.resolved_by
+            found = {"resolved_by": res.resolved_by} if res.resolved_by in ("fingerprint", "reference") else {}
+            level = res.level.updated(source_index=res.level.source_position, **found, tensor=out_name)
         else:
             chs, red = level_dims(out_shapes.get(out_name), in_shape)
-            level = {"name": res.name, "chs": chs, "reduction": red}
-            if res.source_index is not None and base is None:
-                level["source_index"] = res.source_index
-        level["tensor"] = out_name
+            keep = res.source_index is not None and base is None
+            level = LevelRecord.of(name=res.name, chs=chs, reduction=red,
+                                   **({"source_index": res.source_index} if keep else {}), tensor=out_name)
         levels.append(level)
     return build_record(levels, base=base, input_name=in_name, input_shape=in_shape)
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The ``fields`` that have a value: a level records only what is known."""
+    return {k: v for k, v in fields.items() if v is not None}

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from ..levels import LevelRecord
+
 if TYPE_CHECKING:  # for the hints only: `graphfeat export` needs neither onnx nor ONNX Runtime in its process
     from ..info import Level, StrideCandidate
     from ..runtime import VerifyReport
@@ -64,19 +66,20 @@ def candidates_table(rows: list[StrideCandidate]) -> str:
 
 
 def cut_table(levels: list[dict]) -> str:
-    """What a cut kept: each output, the tensor it came from and why (the rule, and the layer it stands for)."""
+    """What a cut kept: each output (a level of the record, as its JSON), the tensor it came from and why
+    (the rule, and the layer it stands for)."""
     rows = []
-    for lv in levels:
-        if lv.get("resolved_by") == "strides":
-            why = f"{lv.get('source', 'backbone')}: deepest at stride {lv.get('reduction')}"
-            if lv.get("layer"):
-                why += f" (layer {lv['layer']})"
-            elif lv.get("after_layer"):
-                why += f" (the activation after layer {lv['after_layer']})"
+    for lv in map(LevelRecord.from_dict, levels):
+        if lv.resolved_by == "strides":
+            why = f"{lv.source if lv.source is not None else 'backbone'}: deepest at stride {lv.reduction}"
+            if lv.layer:
+                why += f" (layer {lv.layer})"
+            elif lv.after_layer:
+                why += f" (the activation after layer {lv.after_layer})"
         else:
-            why = lv.get("resolved_by") or "metadata"
-        rows.append([lv.get("name"), lv.get("origin", lv.get("tensor")), lv.get("chs"), lv.get("reduction"),
-                     lv.get("layout", "nchw"), why])
+            why = lv.resolved_by or "metadata"
+        rows.append([lv.name, lv.origin if lv.origin is not None else lv.tensor, lv.chs, lv.reduction,
+                     lv.layout if lv.layout is not None else "nchw", why])
     return table(["output", "from tensor", "chs", "stride", "layout", "why"], rows)
 
 
@@ -110,8 +113,8 @@ def export_report(r: dict) -> str:
     out = "-" if r["output_max_rel"] is None else f"{r['output_max_rel']:.2e}"
     lines = [f"wrote {r['path']}: {r['nodes']} nodes, {r['size_bytes'] / 2**20:.1f} MiB, opset {r['opset']}, "
              f"{r['seconds']:.1f}s; max rel err: output {out}, worst level {r['worst_level_max_rel']:.2e}"]
-    lines += [f"  {lv['index']:>2}  {lv['name']:<14} chs {lv['chs']:<5} stride {lv['reduction']:<3} "
-              f"tensor '{lv['tensor']}'" for lv in r["levels"]]
+    lines += [f"  {lv.index:>2}  {lv.name:<14} chs {lv.chs:<5} stride {lv.reduction:<3} tensor '{lv.tensor}'"
+              for lv in map(LevelRecord.from_dict, r["levels"])]
     lines += [f"  note: {n}" for n in r["notes"]]
     if r.get("reference"):
         lines.append(f"wrote reference {r['reference']}")

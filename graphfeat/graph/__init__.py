@@ -9,9 +9,10 @@ of nodes returns). It imports :mod:`graphfeat.errors` and
 :mod:`graphfeat.onnxfile`, nothing above.
 """
 from .check import ONNX_DOMAINS, check_model, infer_types, skeleton, skeleton_file, with_input_shapes
-from .edit import exposed, set_outputs
+from .edit import set_outputs
 from .layout import LAYOUTS, to_nchw
 from .index import SINK, SOURCE, GraphIndex, node_inputs, nodes_inputs, subgraphs
+from .probe import POLICIES, SessionPolicy, ort_runner
 from .prune import cleanup
 from .quant import QUANT_OPS, is_quant_op, is_quantized
 from .shapes import ImageInput, Shape, image_input, input_spec, real_inputs, shape_of
@@ -19,15 +20,16 @@ from .shapes import ImageInput, Shape, image_input, input_spec, real_inputs, sha
 __all__ = [
     "ONNX_DOMAINS",
     "LAYOUTS",
+    "POLICIES",
     "QUANT_OPS",
     "SINK",
     "SOURCE",
     "GraphIndex",
     "ImageInput",
+    "SessionPolicy",
     "Shape",
     "check_model",
     "cleanup",
-    "exposed",
     "image_input",
     "infer_types",
     "input_spec",
@@ -35,6 +37,7 @@ __all__ = [
     "is_quantized",
     "node_inputs",
     "nodes_inputs",
+    "ort_runner",
     "real_inputs",
     "set_outputs",
     "shape_of",

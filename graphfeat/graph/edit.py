@@ -6,13 +6,11 @@ removes what becomes dead.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 
 import onnx
 
 from ..errors import GraphfeatError
-from .check import infer_types
 from .index import GraphIndex, subgraphs
 
 
@@ -99,39 +97,6 @@ class _Naming:
                 node.output.append(out_name)
             self.taken.add(out_name)
         self.serving.add(out_name)
-
-
-@contextmanager
-def exposed(model: onnx.ModelProto, names: Sequence[str],
-            types: Mapping[str, onnx.TypeProto] | None = None) -> Iterator[onnx.ModelProto]:
-    """``model`` itself with exactly the outputs ``names`` inside the block, each with its element type and
-    its shape left open, and its own outputs back after it. Nothing else of the model changes: the outputs are the tensors themselves,
-    unrenamed, so no node is added or renamed. For a runtime session, which serializes the model anyway.
-    ``types`` (:func:`.check.infer_types` of the model, when the caller has it) spares a shape inference."""
-    saved = list(model.graph.output)  # the ValueInfoProtos: copied by the extend below
-    kept = onnx.GraphProto()
-    kept.output.extend(saved)
-    try:
-        _expose_in_place(model, names, model, types)
-        yield model
-    finally:
-        del model.graph.output[:]
-        model.graph.output.extend(kept.output)
-
-
-def _expose_in_place(target: onnx.ModelProto, names: Sequence[str], model: onnx.ModelProto,
-                     inferred: Mapping[str, onnx.TypeProto] | None = None) -> None:
-    known = {vi.name: vi.type for vi in (*model.graph.input, *model.graph.output, *model.graph.value_info)}
-    if any(n not in known for n in names):
-        inferred = infer_types(model) if inferred is None else inferred
-        known = {**{n: inferred[n] for n in names if n in inferred}, **known}
-    types = {}
-    for name in names:
-        tp = onnx.TypeProto()
-        elem = known[name].tensor_type.elem_type if name in known else 0
-        tp.tensor_type.elem_type = elem or onnx.TensorProto.FLOAT
-        types[name] = tp
-    set_outputs(target, GraphIndex(target), [(n, n) for n in names], types)
 
 
 def _fresh(name: str, taken: set[str]) -> str:

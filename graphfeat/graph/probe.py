@@ -1,10 +1,10 @@
-"""ONNX Runtime for the layers that need it: sessions (:func:`ort_session`, the one builder), the types ORT
-infers, the tensors it computes.
+"""ONNX Runtime for the layers that need it: sessions (:func:`ort_session`, the one builder, under the named
+:data:`POLICIES`), the types ORT infers, the tensors it computes (:func:`ort_runner`, the one runner).
 
 ONNX shape inference cannot type the outputs of operators outside the ONNX
 domains (``com.microsoft`` FusedConv, QuickGelu, ...); ONNX Runtime can, since
-it registers their schemas. The run helper exposes chosen internal tensors
-(untyped: ORT types them itself) and runs the model once, handing the large
+it registers their schemas. The runner exposes chosen internal tensors
+(untyped: ORT types them itself, :func:`expose`) and runs the model, handing the large
 weights to ORT as arrays rather than serialising them into the model's bytes
 (:func:`session_model`). The heavier runtime layer (:mod:`graphfeat.runtime`)
 sits above this one, builds its deploy-time sessions with :func:`ort_session`,
@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -50,41 +51,63 @@ def _ort():
     return onnxruntime
 
 
-#: ``ort_session``'s optimisation levels -> ONNX Runtime's
+#: ``SessionPolicy.optimize`` -> ONNX Runtime's optimisation levels
 _LEVELS = {"all": "ORT_ENABLE_ALL", "basic": "ORT_ENABLE_BASIC", "none": "ORT_DISABLE_ALL"}
 
 
-def ort_session(source: onnx.ModelProto | bytes | str | os.PathLike, optimize: str = "basic",
+@dataclass(frozen=True)
+class SessionPolicy:
+    """How ONNX Runtime runs one kind of session; :data:`POLICIES` names each kind and says why."""
+
+    optimize: str  #: "all" (ORT's default), "basic" (folds constants, never drops a graph output) or "none"
+    spin: bool  #: threads spin-wait between ops: ORT's default, pays off over many runs, costs on shared cores
+    prepack: bool  #: weights pre-packed for the matrix kernels at load: ORT's default, costs load time and memory
+    shared_threads: bool  #: intra-op threads: the caller's count (a worker's share of the cores), else ORT's own
+
+
+#: every ORT session graphfeat and the exporters build runs under one of these (:func:`ort_session`)
+POLICIES = {
+    # runtime.session, FeaturePyramid, verify: sessions that run many times keep ORT's defaults; under
+    # ``graphfeat export --jobs N`` a worker's share of the cores (the runtime layer passes it)
+    "deploy": SessionPolicy("all", spin=True, prepack=True, shared_threads=True),
+    # an export's proofs and runtime.run_onnxruntime: the graph as deployed, run a few times; pre-packing
+    # copies every weight for runs no faster at batch 1
+    "proof": SessionPolicy("all", spin=True, prepack=False, shared_threads=True),
+    # graph analysis (the names layer's probe runs): one run, threads asleep between ops on shared cores
+    "probe": SessionPolicy("basic", spin=False, prepack=False, shared_threads=False),
+    # the types and shapes of a weight-free skeleton: the graph as written, loaded once
+    "shapes": SessionPolicy("none", spin=False, prepack=False, shared_threads=False),
+}
+
+
+def ort_session(source: onnx.ModelProto | bytes | str | os.PathLike, policy: str = "probe",
                 initializers: Mapping[str, np.ndarray] | None = None, *, providers: Sequence | None = None,
-                spin: bool = False, prepack: bool = False, threads: int | None = None):
+                threads: int | None = None, optimize: str | None = None):
     """An ONNX Runtime session on a model (proto, serialized bytes, or path); GraphfeatError if ORT refuses.
 
-    The one place graphfeat builds an ORT session: the probe runs here and in the names layer, and the
-    runtime layer's deploy-time sessions (:func:`graphfeat.runtime.session`).
-
-    ``optimize``: ``"basic"`` (constant folding, redundant nodes; never removes a graph output), ``"all"``
-    (ORT's default, for sessions that run many times) or ``"none"``. ``initializers``: the arrays of the
-    model's initializers that :func:`session_model` left out of its bytes (ORT reads them from there; keep
-    them alive with the session). ``providers``: ORT's execution providers (default: the CPU). ``threads``:
-    ORT's intra-op threads (default: ORT's own choice).
-
-    ``spin``: whether ORT's threads spin-wait between ops (ORT's default, which pays off over many runs).
-    Probe sessions run once or twice, so by default their threads sleep instead: spinning costs on shared
-    cores.
-
-    ``prepack``: whether ORT pre-packs weights for its matrix kernels while it loads (ORT's default, which
-    pays off over many runs). Off by default: packing copies them, which costs load time and peak memory
-    for runs no faster at batch 1. Numbers for both: bench/README.md, "Measurements behind the code's
-    rules"."""
-    if optimize not in _LEVELS:
-        raise ValueError(f"optimize must be one of {sorted(_LEVELS)}, got {optimize!r}")
+    The one place graphfeat and the exporters build an ORT session (:func:`ort_runner`, and the runtime
+    layer's :func:`graphfeat.runtime.session`). ``policy``: a name in :data:`POLICIES`. ``initializers``: the
+    arrays of the model's initializers that :func:`session_model` left out of its bytes (ORT reads them from
+    there; keep them alive with the session). ``providers``: ORT's execution providers (default: the CPU).
+    ``threads``: ORT's intra-op threads, for a policy with ``shared_threads`` (None: ORT's own choice).
+    ``optimize="none"``: graph.check's spelling of the ``shapes`` policy. Measurements behind the policies:
+    bench/README.md, "Measurements behind the code's rules"."""
+    if optimize is not None:
+        if optimize != "none":
+            raise ValueError(f"optimize only spells the 'shapes' policy ('none'), got {optimize!r}")
+        policy = "shapes"
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {sorted(POLICIES)}, got {policy!r}")
+    rule = POLICIES[policy]
+    if threads and not rule.shared_threads:
+        raise ValueError(f"the {policy!r} policy keeps ORT's own thread count")
     ort = _ort()
     so = ort.SessionOptions()
-    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[optimize])
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[rule.optimize])
     so.log_severity_level = 4  # a failure becomes one GraphfeatError, not an ORT log line as well
-    if not spin:
+    if not rule.spin:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if not prepack:
+    if not rule.prepack:
         so.add_session_config_entry("session.disable_prepacking", "1")
     if threads:
         so.intra_op_num_threads = threads
@@ -128,7 +151,7 @@ def session_model(model: onnx.ModelProto, outputs: Sequence[str] | None = None
                   ) -> tuple[bytes, dict[str, np.ndarray]]:
     """``model`` (not modified) as ORT session input: the serialized model, whose large initializers are
     marked as external data, and those initializers' arrays by name (for :func:`ort_session`).
-    ``outputs``: the top-level tensors to make its only outputs (untyped); None keeps the model's own.
+    ``outputs``: the top-level tensors to make its only outputs (:func:`expose`); None keeps the model's own.
 
     Serialising a model's weights costs time in proportion to their size; this copies each large weight
     once, into an array handed to ORT, and serialises only the graph. ORT 1.32 still copies the arrays
@@ -139,8 +162,8 @@ def session_model(model: onnx.ModelProto, outputs: Sequence[str] | None = None
     _copy_fields(head, model, skip={"graph"})
     graph = head.graph
     _copy_fields(graph, model.graph, skip={"initializer"} if outputs is None else {"initializer", "output"})
-    for name in dict.fromkeys(outputs or ()):
-        graph.output.add().name = name
+    if outputs is not None:
+        expose(graph, outputs)
     arrays: dict[str, np.ndarray] = {}
     for tensor in model.graph.initializer:
         if (tensor.data_type not in _SHAREABLE or math.prod(tensor.dims) < SHARE_MIN_ELEMENTS
@@ -187,16 +210,50 @@ def _repeated(fd) -> bool:
     return bool(flag) if flag is not None else fd.label == fd.LABEL_REPEATED
 
 
+def expose(graph: onnx.GraphProto, names: Sequence[str]) -> None:
+    """Make the top-level tensors ``names`` (each once, in order) ``graph``'s only outputs, untyped.
+
+    The one way graphfeat exposes tensors for a run: ORT types untyped outputs itself (contrib ops too),
+    so no shape inference is needed, and no node is added or renamed."""
+    del graph.output[:]
+    for name in dict.fromkeys(names):
+        graph.output.add().name = name
+
+
+def ort_runner(model: onnx.ModelProto | str | os.PathLike, outputs: Sequence[str] | None = None, *,
+               policy: str = "probe", threads: int | None = None
+               ) -> Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]:
+    """``run(feeds) -> {output name: array}``: ``model`` on one ONNX Runtime session with ``outputs``
+    as its outputs; the one way graphfeat and the exporters run a model for chosen tensors.
+
+    ``model``: a proto (not modified; :func:`session_model` exposes ``outputs`` on its serialized graph and
+    hands ORT its large weights as arrays, kept alive with ``run``), or the path of a file whose graph
+    outputs ``outputs`` picks from. None: the model's own outputs. ``policy``, ``threads``: see
+    :func:`ort_session`. A load that fails is a GraphfeatError; a run that fails raises ORT's own exception,
+    for each caller to say what failed in its words. ``run`` may be called again, on other feeds."""
+    arrays = None
+    if isinstance(model, onnx.ModelProto):
+        model, arrays = session_model(model, outputs)
+    session = ort_session(model, policy, arrays, threads=threads)
+    names = [o.name for o in session.get_outputs()]
+    if outputs is not None and arrays is None:  # a path or serialized model: pick among its outputs
+        names = list(dict.fromkeys(outputs))
+
+    def run(feeds: Mapping[str, np.ndarray], _weights=arrays) -> dict[str, np.ndarray]:
+        return dict(zip(names, session.run(names, dict(feeds))))
+
+    return run
+
+
 def run_tensors(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], names: Sequence[str]
                 ) -> dict[str, np.ndarray]:
-    """Run ``model`` (a full model with its weights; not modified) once on ONNX Runtime with the
-    top-level tensors ``names`` as its outputs, untyped so that ORT types them (contrib ops too)."""
-    data, arrays = session_model(model, names)
-    session = ort_session(data, initializers=arrays)
-    inputs = {i.name: i.type for i in session.get_inputs()}
-    cast = {k: (v.astype(np.float16) if inputs.get(k) == "tensor(float16)" else v) for k, v in feeds.items()}
+    """Run ``model`` (a full model with its weights; not modified) once on ONNX Runtime (:func:`ort_runner`,
+    the ``probe`` policy) with the top-level tensors ``names`` as its outputs, float feeds cast to a
+    float16 input's type."""
+    half = {i.name for i in model.graph.input if i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16}
+    run = ort_runner(model, names)
+    cast = {k: (v.astype(np.float16) if k in half else v) for k, v in feeds.items()}
     try:
-        values = session.run(None, cast)
+        return run(cast)
     except Exception as exc:
         raise GraphfeatError(f"ONNX Runtime cannot run the model on the probe input: {first_line(exc, 400)}") from None
-    return {o.name: v for o, v in zip(session.get_outputs(), values)}

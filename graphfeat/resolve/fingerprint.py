@@ -8,7 +8,7 @@ shape exposed, and each level takes the tensor whose values match it.
 
 What a level is matched against (a :class:`Target`), from one of:
 
-* its **fingerprint** (``level["fingerprint"]`` in the metadata, written by
+* its **fingerprint** (``LevelRecord.fingerprint`` in the metadata, written by
   the export): a sketch of the level's values on the seeded probe input — the
   shape, the max |value|, 32 values at fixed seeded positions and the mean/std
   of 8 contiguous chunks (channel groups, for NCHW). The probe is regenerated
@@ -41,6 +41,7 @@ import onnx
 from ..errors import GraphfeatError
 from ..graph import GraphIndex, infer_types, is_quantized, real_inputs, shape_of
 from ..graph.probe import run_tensors
+from ..levels import read_feature_record, record_levels
 from ..onnxfile import load_model
 
 FINGERPRINT_VERSION = 1
@@ -167,14 +168,14 @@ class Targets:
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "Targets | None":
         """From the fingerprints in a metadata record; None if its levels carry none."""
-        levels = [lv for lv in record.get("levels", []) if isinstance(lv.get("fingerprint"), dict)]
+        levels = [lv for lv in record_levels(record) if lv.fingerprint is not None]
         size = record.get("input_size")
         if not levels or not (isinstance(size, list) and len(size) == 2):
             return None
         shape = (record.get("input") or {}).get("shape") or []
         channels = shape[1] if len(shape) == 4 and isinstance(shape[1], int) else 3
         probe = probe_input(size, in_channels=channels, seed=int(record.get("probe_seed", PROBE_SEED)))
-        by_name = {lv["name"]: Target(lv["name"], tuple(lv["fingerprint"]["shape"]), fingerprint=lv["fingerprint"])
+        by_name = {lv.name: Target(lv.name, tuple(lv.fingerprint["shape"]), fingerprint=lv.fingerprint)
                    for lv in levels}
         return cls(record, by_name, probe, "fingerprint", "the fingerprints recorded in the file")
 
@@ -193,10 +194,10 @@ class Targets:
         except (ValueError, UnicodeDecodeError):
             raise GraphfeatError(f"the 'meta' entry of the reference '{path}' is not a graphfeat record") from None
         by_name = {}
-        for lv in record.get("levels", []):
-            values = arrays.get(f"level/{lv.get('name')}")
+        for lv in record_levels(record, f"reference '{path}'"):
+            values = arrays.get(f"level/{lv.name}")
             if values is not None:
-                by_name[lv["name"]] = Target(lv["name"], tuple(values.shape[1:]), values=values[:1])
+                by_name[lv.name] = Target(lv.name, tuple(values.shape[1:]), values=values[:1])
         if not by_name:
             raise GraphfeatError(f"the reference '{path}' holds no level values (level/<name>)")
         return cls(record, by_name, arrays["input"][:1].astype(np.float32), "reference", f"the reference '{path}'")
@@ -204,14 +205,13 @@ class Targets:
     @classmethod
     def from_original(cls, path: str | os.PathLike) -> "Targets":
         """From the original file (before the tool): its recorded levels, run once on its probe."""
-        from ..levels import read_feature_record
-
         original = load_model(path)
         record = read_feature_record(original)[0]
-        if not record or not record.get("levels"):
+        levels = record_levels(record)
+        if not levels:
             raise GraphfeatError(f"'{path}' has no graphfeat metadata, so it names no levels to look for")
         index = GraphIndex(original)
-        missing = [lv["tensor"] for lv in record["levels"] if lv["tensor"] not in index.tensor_names]
+        missing = [lv.tensor for lv in levels if lv.tensor not in index.tensor_names]
         if missing:
             raise GraphfeatError(f"'{path}' is itself stale: its metadata names tensors not in its graph ({missing[:3]})")
         size = record.get("input_size") or [d for d in (shape_of(real_inputs(original.graph)[0].type) or [])[2:]]
@@ -221,9 +221,8 @@ class Targets:
         channels = shape[1] if len(shape) == 4 and isinstance(shape[1], int) else 3
         probe = probe_input(size, in_channels=channels, seed=int(record.get("probe_seed", PROBE_SEED)))
         feeds = {real_inputs(original.graph)[0].name: probe}
-        got = run_tensors(original, feeds, [lv["tensor"] for lv in record["levels"]])
-        by_name = {lv["name"]: Target(lv["name"], tuple(got[lv["tensor"]].shape[1:]), values=got[lv["tensor"]])
-                   for lv in record["levels"]}
+        got = run_tensors(original, feeds, [lv.tensor for lv in levels])
+        by_name = {lv.name: Target(lv.name, tuple(got[lv.tensor].shape[1:]), values=got[lv.tensor]) for lv in levels}
         return cls(record, by_name, probe, "reference", f"the original '{path}'")
 
 

@@ -16,7 +16,7 @@ import onnx
 
 from ..errors import GraphfeatError, GraphfeatNote
 from ..graph import GraphIndex
-from ..levels import read_feature_record
+from ..levels import LevelRecord, read_feature_record, record_levels
 from ..onnxfile import holds_data, is_external
 from .fingerprint import Match, Targets, find_levels, producer_op
 from .modules import Resolution
@@ -112,8 +112,8 @@ class MetadataStrategy:
         if record is None and index.model.producer_name == PRODUCER:
             warnings.warn(LOST_RECORD, GraphfeatNote, stacklevel=2)
         self.record = record
-        self.levels: list[dict] = list(record["levels"]) if record else []
-        self.by_name = {lv["name"]: lv for lv in self.levels}
+        self.levels: list[LevelRecord] = record_levels(record)
+        self.by_name = {lv.name: lv for lv in self.levels}
         self._stale: list[str] | None = None
 
     @property
@@ -124,16 +124,16 @@ class MetadataStrategy:
         return list(self.by_name)
 
     def layer_names(self) -> list[str]:
-        return [lv["name"] for lv in self.levels]
+        return [lv.name for lv in self.levels]
 
-    def current(self, level: dict) -> bool:
+    def current(self, level: LevelRecord) -> bool:
         """Whether the recorded tensor still holds the level: present, and (by its fingerprint) of the
         same shape and computed by the same op. Cheap: no run."""
-        tensor = level["tensor"]
+        tensor = level.tensor
         if tensor not in self.index.tensor_names:
             return False
-        fp = level.get("fingerprint")
-        if not isinstance(fp, dict):
+        fp = level.fingerprint
+        if fp is None:
             return True
         op = fp.get("op")
         if op and tensor in self.index.producer and producer_op(self.index, tensor) != op:
@@ -147,7 +147,7 @@ class MetadataStrategy:
     def stale(self) -> list[str]:
         """The names of the levels whose recorded tensor does not hold them any more."""
         if self._stale is None:
-            self._stale = [lv["name"] for lv in self.levels if not self.current(lv)]
+            self._stale = [lv.name for lv in self.levels if not self.current(lv)]
         return self._stale
 
     def resolve(self, name: str) -> Resolution | None:
@@ -155,19 +155,19 @@ class MetadataStrategy:
         if level is None:
             return None
         if self.current(level):
-            return Resolution(name, level["tensor"], self.resolved_by, level)
-        why = ("which is not in the graph" if level["tensor"] not in self.index.tensor_names
+            return Resolution(name, level.tensor, self.resolved_by, level)
+        why = ("which is not in the graph" if level.tensor not in self.index.tensor_names
                else "which no longer computes it (its op or shape changed)")
         targets = self.finder.targets(self.record) if self.finder is not None else None
         if targets is None or name not in targets.by_name:
             raise GraphfeatError(
-                f"the graphfeat metadata maps layer '{name}' to tensor '{level['tensor']}', {why}; "
+                f"the graphfeat metadata maps layer '{name}' to tensor '{level.tensor}', {why}; "
                 f"the metadata is stale (no fingerprint to find it by) — {STALE_HINT}")
         try:
             m = self.finder.match(name, self.stale(), self.record)
         except GraphfeatError as exc:
-            raise GraphfeatError(f"the graphfeat metadata maps layer '{name}' to tensor '{level['tensor']}', "
+            raise GraphfeatError(f"the graphfeat metadata maps layer '{name}' to tensor '{level.tensor}', "
                                  f"{why}, and finding it by value failed: {exc}") from None
-        found = {**level, "tensor": m.tensor, "resolved_by": m.resolved_by, "recorded_tensor": level["tensor"],
-                 "match_distance": float(f"{m.distance:.3g}")}
+        found = level.updated(tensor=m.tensor, resolved_by=m.resolved_by, recorded_tensor=level.tensor,
+                              match_distance=float(f"{m.distance:.3g}"))
         return Resolution(name, m.tensor, m.resolved_by, found)

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import GraphfeatError
 from ..graph import GraphIndex
+from ..levels import LevelRecord
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Resolution:
     name: str
     tensor: str
     resolved_by: str
-    level: dict[str, Any] | None = field(default=None, compare=False)
+    level: LevelRecord | None = field(default=None, compare=False)
     source_index: int | None = field(default=None, compare=False)
     placement: Any = field(default=None, compare=False)
     layer: str | None = field(default=None, compare=False)

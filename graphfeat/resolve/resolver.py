@@ -81,7 +81,7 @@ class Resolver:
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             raise GraphfeatError(f"tensor '{tensor}' is not in the graph{hint}")
         self.check_feature(tensor, tensor)
-        level = next((lv for lv in self.metadata.levels if lv["tensor"] == tensor), None)
+        level = next((lv for lv in self.metadata.levels if lv.tensor == tensor), None)
         return Resolution(tensor, tensor, "tensor", level)
 
     def resolve_strides(self, strides: Sequence[int], neck: bool = False) -> list[Resolution]:
@@ -144,10 +144,10 @@ class Resolver:
         for res in self.levels():  # shallow to deep: the deepest at each stride wins
             m = measured.get(res.tensor)
             if m is None or m.stride is None:
-                declared = (res.level or {}).get("reduction")
-                if not isinstance(declared, int):
+                declared = res.level.reduction if res.level is not None else None
+                if declared is None:
                     continue
-                m = TensorStride(res.tensor, declared, None, (), (res.level or {}).get("chs"),
+                m = TensorStride(res.tensor, declared, None, (), res.level.chs,
                                  note="not measured: the recorded reduction")
             by_stride[m.stride] = (res, m)
         picked = []

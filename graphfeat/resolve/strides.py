@@ -79,7 +79,7 @@ import onnx
 from onnx import helper
 
 from ..errors import GraphfeatError, first_line
-from ..graph.probe import ort_session
+from ..graph.probe import expose, ort_runner
 from .downsampling import step_stride
 from .neck import find_neck
 from ..graph import LAYOUTS, ONNX_DOMAINS, GraphIndex, ImageInput, image_input, infer_types, shape_of, skeleton, skeleton_file, with_input_shapes
@@ -141,9 +141,7 @@ def _probe_shapes(index: GraphIndex, inp: ImageInput, feed: tuple, wanted: list[
     """Run the weight-free skeleton (zero weights) on ONNX Runtime with ``wanted`` exposed as outputs."""
     sk, need = skeleton(index.model)
     with_input_shapes(sk, {inp.name: feed})
-    del sk.graph.output[:]
-    for t in wanted:
-        sk.graph.output.add().name = t  # untyped: ONNX Runtime types it
+    expose(sk.graph, wanted)
     rng = np.random.default_rng(0)
     feeds = {}
     for vi in index.model.graph.input:
@@ -161,12 +159,12 @@ def _probe_shapes(index: GraphIndex, inp: ImageInput, feed: tuple, wanted: list[
             feeds[vi.name] = np.zeros(shape, dtype)
     try:
         with skeleton_file(sk, need) as path:  # sparse zeros: weight values do not change shapes
-            results = ort_session(path, optimize="none").run(wanted, feeds)
-    except Exception as exc:  # ORT raises its own types; ort_session a GraphfeatError
+            results = ort_runner(path, wanted, policy="shapes")(feeds)
+    except Exception as exc:  # ORT raises its own types; ort_runner a GraphfeatError
         first = first_line(exc)
         raise GraphfeatError(f"the probe run on ONNX Runtime at input {feed} failed ({first}); "
                              "the model may not accept that input size") from None
-    return {t: tuple(int(d) for d in r.shape) for t, r in zip(wanted, results)}
+    return {t: tuple(int(d) for d in r.shape) for t, r in results.items()}
 
 
 def _shapes_at(index: GraphIndex, inp: ImageInput, size: tuple[int, int]) -> dict[str, tuple | None]:

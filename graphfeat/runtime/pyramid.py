@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import GraphfeatError
 from ..graph import input_spec
-from ..levels import FeatureInfo, read_metadata
+from ..levels import FeatureInfo, read_metadata, record_levels
 from ..onnxfile import load_skeleton
 from .sessions import session
 from .verification import input_dtype, run_error
@@ -39,12 +39,12 @@ class FeaturePyramid:
         if record is None:
             raise GraphfeatError(f"'{path}' has no graphfeat metadata; make it with graphfeat cut")
         outputs = {o.name for o in model.graph.output}
-        levels = [lv for lv in record["levels"] if lv["tensor"] in outputs]
-        if len(levels) != len(record["levels"]):
+        levels = record_levels(record)
+        if any(lv.tensor not in outputs for lv in levels):
             raise GraphfeatError(f"'{path}' records levels that are not outputs; cut it with graphfeat cut first")
-        self.feature_info = FeatureInfo(levels)
+        self.feature_info = FeatureInfo([lv.to_dict() for lv in levels])
         self._levels = levels
-        self._tensors = [lv["tensor"] for lv in levels]
+        self._tensors = [lv.tensor for lv in levels]
         self.input_name, self.input_shape = input_spec(model)
         self._dtype = input_dtype(model)
         self._run = session(self.path, runtime, providers, strict_providers)

@@ -17,8 +17,7 @@ import numpy as np
 import onnx
 
 from ..errors import GraphfeatError, first_line
-from ..graph import exposed
-from ..graph.probe import ort_session, session_model
+from ..graph.probe import ort_runner, ort_session, session_model
 from ..onnxfile import load_skeleton, load_with_weights
 from .workers import worker_threads
 
@@ -61,15 +60,14 @@ def provider_names(providers) -> list[str]:
 
 
 def _onnxruntime(source: Source, graph: onnx.GraphProto, providers=None,
-                 prepack: bool = True) -> tuple[Callable[[dict], dict], list[str]]:
-    # a deploy-time session: ORT's full optimisation, its threads spin-waiting between the runs; with
-    # ``graphfeat export --jobs N``, the worker's share of the cores. A proto's large weights go to ORT as
-    # arrays, not serialized with the graph (see ``session_model``)
+                 policy: str = "deploy") -> tuple[Callable[[dict], dict], list[str]]:
+    # a session under the ``deploy`` policy (``proof`` without pre-packing), with ``graphfeat export --jobs N``
+    # the worker's share of the cores. A proto's large weights go to ORT as arrays, not serialized with the
+    # graph (see ``session_model``)
     arrays = None
     if isinstance(source, onnx.ModelProto):
         source, arrays = session_model(source)
-    session = ort_session(source, "all", arrays, providers=providers, spin=True, prepack=prepack,
-                          threads=worker_threads())
+    session = ort_session(source, policy, arrays, providers=providers, threads=worker_threads())
     names = [o.name for o in session.get_outputs()]
 
     def run(feeds: dict, _weights=arrays) -> dict:  # the arrays live as long as the session
@@ -125,15 +123,17 @@ def session(model: Source, runtime: str = "onnxruntime", providers=None,
     GraphfeatError.
 
     ``prepack``: ONNX Runtime pre-packs the weights of its matrix kernels while it loads (its default, for
-    a session that runs many times). False for one that runs a few times, such as an export's proofs: it
-    loads faster and holds less memory while it does (see :func:`graphfeat.graph.probe.ort_session`).
+    a session that runs many times: the ``deploy`` policy). False for one that runs a few times, such as an
+    export's proofs (the ``proof`` policy): it loads faster and holds less memory while it does (see
+    :data:`graphfeat.graph.POLICIES`).
     """
     if runtime not in _LOADERS:
         raise GraphfeatError(f"unknown runtime '{runtime}'; choose one of {', '.join(RUNTIMES)}")
     requested = provider_names(providers)
     graph = model.graph if isinstance(model, onnx.ModelProto) else load_skeleton(model)[0].graph
     try:
-        extra = {"providers": providers, "prepack": prepack} if runtime == "onnxruntime" else {}
+        policy = "deploy" if prepack else "proof"
+        extra = {"providers": providers, "policy": policy} if runtime == "onnxruntime" else {}
         run, active = _LOADERS[runtime](model, graph, **extra)
     except GraphfeatError:
         raise
@@ -152,12 +152,9 @@ def session(model: Source, runtime: str = "onnxruntime", providers=None,
 
 def run_onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
                     outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """Run ``model`` once on the CPU with ONNX Runtime; ``outputs`` may name intermediate tensors."""
-    if outputs is None:
-        run = session(model, "onnxruntime", prepack=False)
-    else:
-        with exposed(model, outputs):  # the session holds its own copy of the weights: the model is restored
-            run = session(model, "onnxruntime", prepack=False)
+    """Run ``model`` (not modified) once on the CPU with ONNX Runtime, under the ``proof`` policy;
+    ``outputs`` may name intermediate tensors (:func:`graphfeat.graph.ort_runner`)."""
+    run = ort_runner(model, outputs, policy="proof", threads=worker_threads())
     try:
         return run(feeds)
     except Exception as exc:  # ORT raises its own exception types

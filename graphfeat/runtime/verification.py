@@ -20,7 +20,7 @@ import onnx
 from ..errors import GraphfeatError, first_line
 from ..graph import input_spec, is_quantized
 from ..info import feature_levels
-from ..levels import read_metadata
+from ..levels import LevelRecord, read_metadata, record_levels
 from ..onnxfile import load_model, load_skeleton, materialize_external_data
 from .compare import LevelMetrics, compare_level
 from .precision import criterion_for, level_precisions
@@ -63,17 +63,18 @@ class VerifyReport:
                 "levels": [m.as_dict() for m in self.levels]}
 
 
-def _levels_of(model: onnx.ModelProto, path: str) -> list[dict]:
+def _levels_of(model: onnx.ModelProto, path: str) -> list[LevelRecord]:
     record = read_metadata(model)
     if record is None:
         raise GraphfeatError(f"'{path}' has no graphfeat metadata; verify a model written by "
                              "graphfeat export or graphfeat cut")
     outputs = {o.name for o in model.graph.output}
-    missing = [lv["name"] for lv in record["levels"] if lv["tensor"] not in outputs]
+    levels = record_levels(record)
+    missing = [lv.name for lv in levels if lv.tensor not in outputs]
     if missing:
         raise GraphfeatError(f"levels {missing} of '{path}' are not graph outputs; "
                              f"cut the model first: graphfeat cut {path} --layers {' '.join(missing)}")
-    return record["levels"]
+    return levels
 
 
 def reference_inputs(reference: str | os.PathLike, names: Sequence[str], batch: int | None,
@@ -128,8 +129,8 @@ def _feed(x: np.ndarray, model: onnx.ModelProto) -> np.ndarray:
     return x.astype(input_dtype(model), copy=False)
 
 
-def _size_hint(x: np.ndarray, levels: Sequence[dict]) -> str:
-    deepest = max((lv.get("reduction") or 1 for lv in levels), default=1)
+def _size_hint(x: np.ndarray, levels: Sequence[LevelRecord]) -> str:
+    deepest = max((lv.reduction or 1 for lv in levels), default=1)
     h, w = x.shape[2:4]
     if deepest > 1 and (h % deepest or w % deepest):
         return (f"; input {h}x{w} is not a multiple of the deepest stride {deepest}: "
@@ -137,7 +138,7 @@ def _size_hint(x: np.ndarray, levels: Sequence[dict]) -> str:
     return ""
 
 
-def run_error(what: str, path, x: np.ndarray, levels: Sequence[dict], exc: BaseException) -> GraphfeatError:
+def run_error(what: str, path, x: np.ndarray, levels: Sequence[LevelRecord], exc: BaseException) -> GraphfeatError:
     """The GraphfeatError for a runtime that failed to run ``path`` on ``x``, with a size hint."""
     first = first_line(exc)
     return GraphfeatError(f"{what} failed to run '{path}' on input {'x'.join(map(str, x.shape))}: {first}"
@@ -147,10 +148,9 @@ def run_error(what: str, path, x: np.ndarray, levels: Sequence[dict], exc: BaseE
 def _original_levels(original: onnx.ModelProto, path: str, names: Sequence[str]) -> list[str]:
     """The tensor of each named level in the original file (its metadata, else what ``info`` resolves)."""
     record = read_metadata(original)
-    table: dict[str, str] = {}
-    if record is not None:
-        table = {lv.get("layer", lv["name"]): lv["tensor"] for lv in record["levels"]}
-        table.update({lv["name"]: lv["tensor"] for lv in record["levels"]})
+    levels = record_levels(record)
+    table = {lv.stands_for: lv.tensor for lv in levels}
+    table.update({lv.name: lv.tensor for lv in levels})
     if any(n not in table for n in names):
         table = {**{r.name: r.tensor for r in feature_levels(original)}, **table}
     missing = [n for n in names if n not in table]
@@ -217,11 +217,11 @@ def verify_runtimes(path: str | os.PathLike, options: VerifyOptions | None = Non
     # graph, metadata and types (external-data locations checked): each runtime reads the weights from the file
     onnx_model, _ = load_skeleton(path)
     levels = _levels_of(onnx_model, str(path))
-    names = [lv.get("layer", lv["name"]) for lv in levels]  # a --strides level names the layer it stands for
+    names = [lv.stands_for for lv in levels]  # a --strides level names the layer it stands for
     ref = _reference(opts, onnx_model, names)
     sessions = {rt: session(path, rt, opts.providers, opts.strict_providers) for rt in opts.runtimes}  # fail early
     expected = ref.expected if ref.expected is not None else _computed_levels(opts, ref, names, levels)
-    precisions = level_precisions(onnx_model, [lv["tensor"] for lv in levels])
+    precisions = level_precisions(onnx_model, [lv.tensor for lv in levels])
     return [_report(path, rt, run, onnx_model, levels, ref, expected, precisions, opts)
             for rt, run in sessions.items()]
 
@@ -283,7 +283,7 @@ def _input_hw(opts: VerifyOptions, onnx_model: onnx.ModelProto, original: onnx.M
     return h, w
 
 
-def _computed_levels(opts: VerifyOptions, ref: _Reference, names: list[str], levels: list[dict]
+def _computed_levels(opts: VerifyOptions, ref: _Reference, names: list[str], levels: list[LevelRecord]
                      ) -> list[np.ndarray]:
     """The expected levels MindSpore computes (``model``), or the original file on ONNX Runtime (``against``)."""
     if opts.model is not None:
@@ -297,7 +297,7 @@ def _computed_levels(opts: VerifyOptions, ref: _Reference, names: list[str], lev
     return [produced[t] for t in ref.original_tensors]
 
 
-def _report(path, rt: str, run, onnx_model: onnx.ModelProto, levels: list[dict], ref: _Reference,
+def _report(path, rt: str, run, onnx_model: onnx.ModelProto, levels: list[LevelRecord], ref: _Reference,
             expected: list[np.ndarray], precisions: dict, opts: VerifyOptions) -> VerifyReport:
     """One runtime's run of the model on the reference images, each level judged by its criterion."""
     input_name, _ = input_spec(onnx_model)
@@ -311,9 +311,9 @@ def _report(path, rt: str, run, onnx_model: onnx.ModelProto, levels: list[dict],
     if run.missing:
         report.notes.append(f"requested {', '.join(run.missing)} not active; ran on {', '.join(run.providers)}")
     for lv, e in zip(levels, expected):
-        crit = criterion_for(precisions[lv["tensor"]], rtol=opts.rtol, atol=opts.atol, min_cosine=opts.min_cosine,
+        crit = criterion_for(precisions[lv.tensor], rtol=opts.rtol, atol=opts.atol, min_cosine=opts.min_cosine,
                              min_sqnr=opts.min_sqnr)
-        report.levels.append(compare_level(lv["name"], produced.get(lv["tensor"]), e, crit.rtol, crit.atol,
+        report.levels.append(compare_level(lv.name, produced.get(lv.tensor), e, crit.rtol, crit.atol,
                                            min_cosine=crit.min_cosine, min_sqnr=crit.min_sqnr,
                                            criterion=crit.describe()))
     return report

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphfeat.errors import GraphfeatError
 from graphfeat.graph.probe import run_tensors
-from graphfeat.levels import build_record, write_metadata
+from graphfeat.levels import LevelRecord, build_record, write_metadata
 from graphfeat.resolve import producer_op, probe_input, sketch
 from graphfeat.graph import GraphIndex
 from graphfeat.surgery import cut
@@ -54,7 +54,8 @@ def _record(model: onnx.ModelProto, levels: dict[str, str], fingerprints: bool =
         if fingerprints:
             row["fingerprint"] = sketch(got[tensor], producer_op(index, tensor))
         rows.append(row)
-    write_metadata(model, build_record(rows, input={"name": "x", "shape": ["batch", 3, 32, 32]},
+    write_metadata(model, build_record([LevelRecord.from_dict(row) for row in rows],
+                                       input={"name": "x", "shape": ["batch", 3, 32, 32]},
                                        input_size=[32, 32], probe_seed=SEED))
 
 
