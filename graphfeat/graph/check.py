@@ -323,10 +323,10 @@ def _ort_types(sk: onnx.ModelProto, need: int, direct: bool, names: Sequence[str
             vi.ClearField("type")
     try:
         if direct:
-            session = ort_session(typed, optimize="none")
+            session = ort_session(typed, "shapes")
         else:
             with skeleton_file(typed, need) as path:
-                session = ort_session(path, optimize="none")
+                session = ort_session(path, "shapes")
     except GraphfeatError as exc:
         raise GraphfeatError(f"the resulting model uses operators outside the ONNX domains "
                              f"({', '.join(_foreign_domains(sk))}), which onnx cannot check, and {exc}") from None

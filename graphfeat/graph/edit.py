@@ -1,4 +1,5 @@
-"""Setting a graph's outputs: the one way graphfeat does it (the cut, the export, probe runs).
+"""Setting a graph's outputs for good: the one way graphfeat does it (the cut, the export); a run that only
+reads tensors exposes them on a serialized copy instead (:func:`graphfeat.graph.ort_runner`).
 
 Edits only rewrite ``graph.output`` (renaming tensors, or adding an
 ``Identity`` where a tensor cannot be renamed); :func:`.prune.cleanup`

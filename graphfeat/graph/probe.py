@@ -82,7 +82,7 @@ POLICIES = {
 
 def ort_session(source: onnx.ModelProto | bytes | str | os.PathLike, policy: str = "probe",
                 initializers: Mapping[str, np.ndarray] | None = None, *, providers: Sequence | None = None,
-                threads: int | None = None, optimize: str | None = None):
+                threads: int | None = None):
     """An ONNX Runtime session on a model (proto, serialized bytes, or path); GraphfeatError if ORT refuses.
 
     The one place graphfeat and the exporters build an ORT session (:func:`ort_runner`, and the runtime
@@ -90,12 +90,8 @@ def ort_session(source: onnx.ModelProto | bytes | str | os.PathLike, policy: str
     arrays of the model's initializers that :func:`session_model` left out of its bytes (ORT reads them from
     there; keep them alive with the session). ``providers``: ORT's execution providers (default: the CPU).
     ``threads``: ORT's intra-op threads, for a policy with ``shared_threads`` (None: ORT's own choice).
-    ``optimize="none"``: graph.check's spelling of the ``shapes`` policy. Measurements behind the policies:
+    Measurements behind the policies:
     bench/README.md, "Measurements behind the code's rules"."""
-    if optimize is not None:
-        if optimize != "none":
-            raise ValueError(f"optimize only spells the 'shapes' policy ('none'), got {optimize!r}")
-        policy = "shapes"
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {sorted(POLICIES)}, got {policy!r}")
     rule = POLICIES[policy]
