@@ -100,7 +100,7 @@ def _neck_output(index: GraphIndex, measured: Mapping, after: set[str], s: int) 
     leaving: list[str] = []
     for i in index.order:
         read = [t for t in index.data_inputs_of[i] if t in region]
-        if not read or index.nodes[i].op_type in SHAPE_OPS:
+        if not read or index.op_types[i] in SHAPE_OPS:
             continue
         out = next((o for o in index.outputs_of[i] if o), None)
         out_stride = _stride(measured, out) if out else None
@@ -122,7 +122,7 @@ def _neck_output(index: GraphIndex, measured: Mapping, after: set[str], s: int) 
     node = _common_dominator(index, anchors)
     while node is not None and not isinstance(node, str):
         tensor = next((o for o in index.outputs_of[node] if o), None)
-        readers = set(index.consumers.get(tensor, ()))
+        readers = {r for r in index.consumers.get(tensor, ()) if index.op_types[r] not in SHAPE_OPS}
         if not (readers <= lossy and (readers or tensor in lossy_tensors)):
             break
         node = index.idom.get(node)  # a prediction: step back to what the head reads
