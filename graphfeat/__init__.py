@@ -26,12 +26,13 @@ if TYPE_CHECKING:
     from .levels import METADATA_KEY, FeatureInfo
     from .onnxfile import load_model, save_model
     from .runtime import FeaturePyramid, verify
-    from .surgery import cut, cut_file, cut_model
+    from .surgery import CutOptions, cut, cut_file, cut_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "METADATA_KEY",
+    "CutOptions",
     "FeatureInfo",
     "FeaturePyramid",
     "GraphfeatError",
@@ -49,4 +50,4 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(__name__, {
     ".errors": ["GraphfeatError", "OutputError"], ".info": ["feature_info", "feature_levels"],
     ".levels": ["METADATA_KEY", "FeatureInfo"], ".onnxfile": ["load_model", "save_model"],
-    ".runtime": ["FeaturePyramid", "verify"], ".surgery": ["cut", "cut_file", "cut_model"]})
+    ".runtime": ["FeaturePyramid", "verify"], ".surgery": ["CutOptions", "cut", "cut_file", "cut_model"]})

@@ -23,6 +23,7 @@ import gc
 import os
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,22 +70,35 @@ def gc_paused():
             gc.enable()
 
 
-def cut(
-    model_or_path: onnx.ModelProto | str | os.PathLike,
-    layers: Sequence[str] | None = None,
-    indices: Sequence[int] | None = None,
-    tensors: Sequence[str] | None = None,
-    keep_outputs: bool = False,
-    *,
-    strides: Sequence[int] | None = None,
-    layout: str = "nchw",
-    reference: str | os.PathLike | None = None,
-    like: str | os.PathLike | None = None,
-    neck: bool = False,
-) -> onnx.ModelProto:
+@dataclass(frozen=True)
+class CutOptions:
+    """What a cut keeps, and how (see :func:`cut`): exactly one of ``layers``, ``indices``, ``tensors`` and
+    ``strides``; ``neck`` with ``strides``; ``layout`` for ``strides`` levels (one of :data:`LAYOUT_CHOICES`);
+    ``keep_outputs``; at most one of ``reference`` and ``like`` to find levels by value."""
+
+    layers: Sequence[str] | None = None
+    indices: Sequence[int] | None = None
+    tensors: Sequence[str] | None = None
+    strides: Sequence[int] | None = None
+    neck: bool = False
+    layout: str = "nchw"
+    keep_outputs: bool = False
+    reference: str | os.PathLike | None = None
+    like: str | os.PathLike | None = None
+
+    @classmethod
+    def of(cls, options: CutOptions | None, fields: dict[str, Any]) -> CutOptions:
+        """``options``, or one made of ``fields`` (keyword arguments); both at once is a TypeError."""
+        if options is not None and fields:
+            raise TypeError(f"give a CutOptions or its fields as keywords, not both ({', '.join(fields)})")
+        return options if options is not None else cls(**fields)
+
+
+def cut(model_or_path: onnx.ModelProto | str | os.PathLike, options: CutOptions | None = None,
+        **fields: Any) -> onnx.ModelProto:
     """Return a copy of the model whose outputs are the requested feature layers.
 
-    Give exactly one of ``layers`` (module names such as ``layer1`` or
+    ``options`` (a :class:`CutOptions`) or its fields as keywords. Give exactly one of ``layers`` (module names such as ``layer1`` or
     ``features.3``), ``indices`` (positions in the model's feature levels, as
     ``out_indices``: negative counts from the end), ``tensors`` (tensor
     names, kept in the given order and named as they are) or ``strides``
@@ -109,6 +123,7 @@ def cut(
     levels of a file whose metadata was dropped. This adds one forward pass
     of the model on ONNX Runtime, and only when a level needs it.
     """
+    opts = CutOptions.of(options, fields)
     with gc_paused():
         if isinstance(model_or_path, onnx.ModelProto):
             check_sane(model_or_path, "the model")
@@ -119,9 +134,7 @@ def cut(
             path = as_path(model_or_path)
             model, deferred = load_skeleton(path)
             base_dir = path.parent
-        cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs,
-                  strides=strides, layout=layout, reference=reference, like=like,
-                  load_full=weights_loader(model_or_path), neck=neck)  # read only if a level is found by value
+        _cut_model(model, opts, weights_loader(model_or_path))  # the weights read only if a level is found by value
         if base_dir is not None:
             materialize_external_data(model, base_dir)
         materialize_deferred(model, deferred)
@@ -134,22 +147,10 @@ def default_output(src: Path) -> Path:
     return src.with_name(f"{stem}.features.onnx")
 
 
-def cut_file(
-    src: str | os.PathLike,
-    dst: str | os.PathLike | None = None,
-    *,
-    layers: Sequence[str] | None = None,
-    indices: Sequence[int] | None = None,
-    tensors: Sequence[str] | None = None,
-    keep_outputs: bool = False,
-    force: bool = False,
-    strides: Sequence[int] | None = None,
-    layout: str = "nchw",
-    reference: str | os.PathLike | None = None,
-    like: str | os.PathLike | None = None,
-    neck: bool = False,
-) -> Path:
-    """Cut the model at ``src`` and write it to ``dst`` (default ``MODEL.features.onnx``).
+def cut_file(src: str | os.PathLike, dst: str | os.PathLike | None = None, options: CutOptions | None = None, *,
+             force: bool = False, **fields: Any) -> Path:
+    """Cut the model at ``src`` and write it to ``dst`` (default ``MODEL.features.onnx``); ``options`` or its
+    fields as keywords, as for :func:`cut`.
 
     Weights are never read into memory: embedded ones are streamed from
     ``src`` into their place in ``dst`` (:mod:`graphfeat.onnxfile.wire`), external
@@ -158,38 +159,34 @@ def cut_file(
     The input and an existing ``dst`` are only overwritten with ``force``;
     the write is atomic. Returns the output path.
     """
+    opts = CutOptions.of(options, fields)
     src = as_path(src)
     dst = as_path(dst, "an output path") if dst is not None else default_output(src)
     if src.exists():
         check_destination(dst, src, force)  # fail fast, before any work
     with gc_paused():
         model, deferred = load_skeleton(src)
-        _, sizes = _cut_model(model, layers=layers, indices=indices, tensors=tensors, keep_outputs=keep_outputs,
-                              strides=strides, layout=layout, reference=reference, like=like,
-                              load_full=weights_loader(src), neck=neck)
+        _, sizes = _cut_model(model, opts, weights_loader(src))
         return save_model(model, dst, src_dir=src.parent, src=src, force=force, deferred=deferred, sizes=sizes)
 
 
-def cut_model(model: onnx.ModelProto, layers: Sequence[str] | None = None, indices: Sequence[int] | None = None,
-              tensors: Sequence[str] | None = None, keep_outputs: bool = False,
-              strides: Sequence[int] | None = None, layout: str = "nchw", reference: str | os.PathLike | None = None,
-              like: str | os.PathLike | None = None, load_full: Callable[[], onnx.ModelProto] | None = None,
-              neck: bool = False) -> list[Resolution]:
+def cut_model(model: onnx.ModelProto, options: CutOptions | None = None, *,
+              load_full: Callable[[], onnx.ModelProto] | None = None, **fields: Any) -> list[Resolution]:
     """Cut ``model`` in place (see :func:`cut`); return the kept levels' resolutions in output order.
 
     ``load_full`` returns the model with its weights, for the one ONNX Runtime run that finds
     renamed levels by value; by default ``model`` itself (then it must hold its weights)."""
-    return _cut_model(model, layers, indices, tensors, keep_outputs, strides, layout, reference, like, load_full,
-                      neck)[0]
+    return _cut_model(model, CutOptions.of(options, fields), load_full)[0]
 
 
-def _cut_model(model: onnx.ModelProto, layers, indices, tensors, keep_outputs, strides, layout, reference, like,
-               load_full, neck=False) -> tuple[list[Resolution], TensorSizes]:
+def _cut_model(model: onnx.ModelProto, opts: CutOptions, load_full) -> tuple[list[Resolution], TensorSizes]:
     """:func:`cut_model`, and the result's :func:`~graphfeat.onnxfile.tensor_sizes` (for its save)."""
+    layers, indices, tensors, strides = opts.layers, opts.indices, opts.tensors, opts.strides
+    layout, neck = opts.layout, opts.neck
     if layout not in LAYOUT_CHOICES:
         raise GraphfeatError(f"layout must be one of {', '.join(LAYOUT_CHOICES)}, got {layout!r}")
     index = GraphIndex(model)
-    resolver = Resolver(index, ValueFinder(index, load_full, reference=reference, like=like))
+    resolver = Resolver(index, ValueFinder(index, load_full, reference=opts.reference, like=opts.like))
     if neck and strides is None:
         raise GraphfeatError("--neck selects by stride: give it with --strides (e.g. --strides 8 16 32 --neck)")
     picked = _select(resolver, layers, indices, tensors, strides, neck)
@@ -201,7 +198,7 @@ def _cut_model(model: onnx.ModelProto, layers, indices, tensors, keep_outputs, s
     pairs = [(r.tensor if r.resolved_by == "tensor" else r.name, sources[r.name]) for r in picked]
     declared = _declared_types(model, pairs)  # before the renames drop the tensors' value_info
     inferred = _shared_inference(index, pairs)
-    renamed = set_outputs(model, index, pairs, keep_existing=keep_outputs)
+    renamed = set_outputs(model, index, pairs, keep_existing=opts.keep_outputs)
     # renames keep the order and new Identity nodes go last: a sorted graph stays sorted
     cleanup(model, assume_sorted=index.order == list(range(len(index.nodes))), index=index, renamed=renamed)
     sizes = tensor_sizes(model)

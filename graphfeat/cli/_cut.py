@@ -5,7 +5,7 @@ import argparse
 
 from ..levels import read_feature_record
 from ..onnxfile import load_skeleton
-from ..surgery import LAYOUT_CHOICES, cut_file
+from ..surgery import LAYOUT_CHOICES, CutOptions, cut_file
 from ._args import add_level_sources
 from ._format import cut_table
 
@@ -31,9 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = cut_file(args.model, args.output, layers=args.layers, indices=args.indices, tensors=args.tensors,
-                   strides=args.strides, layout=args.layout, keep_outputs=args.keep_outputs, force=args.force,
-                   reference=args.reference, like=args.like, neck=args.neck)
+    options = CutOptions(layers=args.layers, indices=args.indices, tensors=args.tensors, strides=args.strides,
+                         neck=args.neck, layout=args.layout, keep_outputs=args.keep_outputs, reference=args.reference,
+                         like=args.like)
+    out = cut_file(args.model, args.output, options, force=args.force)
     record, _ = read_feature_record(load_skeleton(out)[0])
     print(cut_table((record or {}).get("levels", [])))
     print(f"wrote {out}")
