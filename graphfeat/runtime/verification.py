@@ -27,8 +27,8 @@ from .precision import criterion_for, level_precisions
 from .sessions import run_onnxruntime, session
 from .workers import mindspore_levels
 
-_NP_TYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.FLOAT16: np.float16,
-             onnx.TensorProto.DOUBLE: np.float64}
+#: input element types fed as declared; any other (a uint8 image, bfloat16 numpy lacks) is fed float32
+_FED_AS_DECLARED = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
 
 
 @dataclass
@@ -118,11 +118,11 @@ def distinct_images(x: np.ndarray) -> int:
     return len({row.tobytes() for row in flat})
 
 
-def input_dtype(model: onnx.ModelProto) -> type:
+def input_dtype(model: onnx.ModelProto) -> np.dtype:
     """The numpy type the model's image input declares (float16 for an fp16-input file), float32 if unknown."""
     name, _ = input_spec(model)
     elem = next((i.type.tensor_type.elem_type for i in model.graph.input if i.name == name), 0)
-    return _NP_TYPES.get(elem, np.float32)
+    return onnx.helper.tensor_dtype_to_np_dtype(elem) if elem in _FED_AS_DECLARED else np.dtype(np.float32)
 
 
 def _feed(x: np.ndarray, model: onnx.ModelProto) -> np.ndarray:
