@@ -31,19 +31,22 @@ from graphfeat.runtime import run_onnxruntime
 SPATIAL = ("height", "width")
 
 
-def _constant(model_index: tuple[dict, dict], name: str) -> np.ndarray | None:
-    constants, initializers = model_index
-    if name in constants:
-        attr = next((a for a in constants[name].attribute if a.name == "value"), None)
-        return None if attr is None else numpy_helper.to_array(attr.t)
-    if name in initializers:
-        return numpy_helper.to_array(initializers[name])
-    return None
+class Constants:
+    """The values of a graph's constant tensors: its initializers and its ``Constant`` nodes' values (read with
+    ``onnx.helper.get_attribute_value`` and ``numpy_helper.to_array``), looked up by name."""
 
+    def __init__(self, model: onnx.ModelProto):
+        self._nodes = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant" and n.output}
+        self._initializers = {t.name: t for t in model.graph.initializer}
 
-def _index(model: onnx.ModelProto) -> tuple[dict, dict]:
-    return ({n.output[0]: n for n in model.graph.node if n.op_type == "Constant"},
-            {t.name: t for t in model.graph.initializer})
+    def __call__(self, name: str) -> np.ndarray | None:
+        """The value of tensor ``name``, or None when it is not a constant (or a Constant of another form)."""
+        node = self._nodes.get(name)
+        if node is not None:
+            value = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "value"), None)
+            return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else None
+        tensor = self._initializers.get(name)
+        return None if tensor is None else numpy_helper.to_array(tensor)
 
 
 def _resolve(src: tuple[int, ...], target: np.ndarray) -> list[int]:
@@ -117,11 +120,11 @@ def free_spatial(model: onnx.ModelProto, probe: np.ndarray, input_name: str) -> 
 
     Returns ``(reshapes changed, resizes changed, reshapes with a constant split left in)``.
     """
-    idx = _index(model)
+    constant = Constants(model)
     reshapes = [n for n in model.graph.node if n.op_type == "Reshape" and len(n.input) > 1
-                and _constant(idx, n.input[1]) is not None]
+                and constant(n.input[1]) is not None]
     resizes = [n for n in model.graph.node if n.op_type == "Resize" and len(n.input) == 4 and n.input[3]
-               and _constant(idx, n.input[3]) is not None]
+               and constant(n.input[3]) is not None]
     if not reshapes and not resizes:
         return 0, 0, []
     inputs = list(dict.fromkeys(n.input[0] for n in (*reshapes, *resizes)))
@@ -130,7 +133,7 @@ def free_spatial(model: onnx.ModelProto, probe: np.ndarray, input_name: str) -> 
     left: list[str] = []
     new_nodes: dict[str, list[onnx.NodeProto]] = {}
     for node in reshapes:
-        resolved = _resolve(shapes[node.input[0]], _constant(idx, node.input[1]))
+        resolved = _resolve(shapes[node.input[0]], constant(node.input[1]))
         plan = _plan_target(node.input[0], resolved, shapes, _ancestors(upstream, node.input[0]))
         if plan[4]:  # a constant split left in
             left.append(node.name or node.output[0])
@@ -142,7 +145,7 @@ def free_spatial(model: onnx.ModelProto, probe: np.ndarray, input_name: str) -> 
         del model.graph.node[:]
         model.graph.node.extend(nodes)
     for node in resizes:
-        _resize_by_scales(model, node, _constant(idx, node.input[3]), shapes[node.input[0]])
+        _resize_by_scales(model, node, constant(node.input[3]), shapes[node.input[0]])
     return len(reshapes), len(resizes), left
 
 
@@ -211,11 +214,11 @@ def set_dynamic_size(model: onnx.ModelProto, batch_dim: str) -> None:
 def size_suspects(model: onnx.ModelProto, left: list[str]) -> list[str]:
     """Nodes that likely hold the probe size as a constant: unfreed Reshapes, and Slice,
     Expand, Tile, ConstantOfShape or Pad with constant shape-like inputs."""
-    idx = _index(model)
+    constant = Constants(model)
     out = [f"Reshape '{n}' has a constant split of a dimension" for n in left]
     for node in model.graph.node:
         if node.op_type in ("Slice", "Expand", "Tile", "ConstantOfShape", "Pad"):
-            consts = [_constant(idx, i) for i in node.input[1:] if i]
+            consts = [constant(i) for i in node.input[1:] if i]
             if any(c is not None and c.dtype.kind == "i" for c in consts):
                 out.append(f"{node.op_type} '{node.name or node.output[0]}' has constant "
                            f"{'ends' if node.op_type == 'Slice' else 'shape'}")

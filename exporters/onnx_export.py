@@ -47,7 +47,7 @@ import mindspore as ms
 from mindspore import Tensor
 
 from graphfeat.errors import GraphfeatError, first_line
-from graphfeat.graph import GraphIndex, check_model, infer_types, ort_runner, set_outputs, skeleton
+from graphfeat.graph import ONNX_DOMAINS, GraphIndex, check_model, infer_types, ort_runner, set_outputs, skeleton
 from graphfeat.levels import FeatureInfo, LevelRecord, build_record, write_metadata
 from graphfeat.resolve import PROBE_SEED, probe_input, producer_op, sketch
 from graphfeat.onnxfile import atomic_write, check_destination, save_model
@@ -57,7 +57,7 @@ from graphfeat.runtime import (DEFAULT_RTOL, SECOND_SIZE_OFFSET, ExportOptions, 
 from ._mindspore import eager
 from .cells import PreparedCell, in_channels_of, prepare_cell
 from .checkpoint import load_checkpoint_into
-from .dynamic import SPATIAL, free_spatial, set_dynamic_size, size_suspects
+from .dynamic import SPATIAL, Constants, free_spatial, set_dynamic_size, size_suspects
 from .factory import create_model
 from .features import FeatureExtractWrapper
 from .init import clear_weights_cache
@@ -173,21 +173,17 @@ def _free_batch_in_reshapes(model: onnx.ModelProto) -> int:
     """
     from onnx import numpy_helper
 
-    constants = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
+    constant = Constants(model)
     initializers = {t.name: t for t in model.graph.initializer}
     changed = 0
     for node in model.graph.node:
         if node.op_type != "Reshape" or len(node.input) < 2:
             continue
         source = node.input[1]
-        if source in constants:
-            attr = next((a for a in constants[source].attribute if a.name == "value"), None)
-            tensor = attr.t if attr is not None else None
-        else:
-            tensor = initializers.get(source)
-        if tensor is None:
+        shape = constant(source)
+        if shape is None:
             continue
-        shape = numpy_helper.to_array(tensor).copy()
+        shape = shape.copy()
         if shape.ndim != 1 or shape.size < 2 or shape[0] != 1 or (shape == 0).any():
             continue
         # -1 may appear once: with one elsewhere already, copy the input's dim 0 instead (0)
@@ -210,15 +206,12 @@ def _free_batch_in_resizes(model: onnx.ModelProto) -> int:
     """
     from onnx import helper, numpy_helper
 
-    constants = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
-    initializers = {t.name: t for t in model.graph.initializer}
+    constant = Constants(model)
     new_nodes: list[onnx.NodeProto] = []
     changed = 0
     for node in model.graph.node:
         if node.op_type == "Resize" and len(node.input) == 4 and node.input[3]:
-            source = node.input[3]
-            tensor = (constants[source].attribute[0].t if source in constants else initializers.get(source))
-            sizes = numpy_helper.to_array(tensor) if tensor is not None else None
+            sizes = constant(node.input[3])
             if sizes is not None and sizes.ndim == 1 and sizes.size >= 2 and sizes[0] == 1:
                 stem = f"{node.output[0]}__sizes"
                 rest, start, end = f"{stem}_rest", f"{stem}_start", f"{stem}_end"
@@ -241,10 +234,10 @@ def _free_batch_in_resizes(model: onnx.ModelProto) -> int:
 def _upgrade_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     """``model`` converted to ``opset`` by ``onnx.version_converter`` (a new model; ``model`` itself when
     its opset is not lower). The converter runs on the weight-free skeleton (``graphfeat.graph.skeleton``:
-    it serializes and parses the whole model twice, seconds for vgg16_bn's 528 MiB), and the weights are
+    it would serialize and parse the whole model twice, weights included), and the weights are
     put back by name; a stubbed tensor the conversion lost or reshaped fails here, and the export then
     keeps opset 11. The proof that follows runs on the result, weights included."""
-    current = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    current = next(o.version for o in model.opset_import if o.domain in ONNX_DOMAINS)
     if opset <= current:
         return model
     upgraded = version_converter.convert_version(skeleton(model)[0], opset)
@@ -473,7 +466,16 @@ def _build(model: "str | ms.nn.Cell", plan: _Plan, opts: ExportOptions, phase: _
         else:
             models = _registered_models(model, opts)
         clear_weights_cache()  # both models hold the seeded weights now; the cache's copy is not needed
+    if opts.dynamic_size and (reason := dynamic_size_refusal(models.net)):
+        raise GraphfeatError(f"--dynamic-size is refused for {plan.label}: {reason}")
     return models
+
+
+def dynamic_size_refusal(net: ms.nn.Cell) -> str | None:
+    """Why ``net`` cannot be exported with ``dynamic_size``, if its class (or a feature wrapper's source class)
+    says so in ``dynamic_size_refusal``: a model fixed to one input size (a learned position embedding)."""
+    return getattr(net, "dynamic_size_refusal", None) or getattr(getattr(net, "source_class", None),
+                                                                 "dynamic_size_refusal", None)
 
 
 def _run_reference(models: _Models, plan: _Plan, phase: _Phases) -> _Reference:
