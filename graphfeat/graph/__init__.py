@@ -15,7 +15,7 @@ from .index import SINK, SOURCE, GraphIndex, node_inputs, nodes_inputs, subgraph
 from .probe import POLICIES, SessionPolicy, ort_runner
 from .prune import cleanup
 from .quant import QUANT_OPS, is_quant_op, is_quantized
-from .shapes import ImageInput, Shape, image_input, input_spec, real_inputs, shape_of
+from .shapes import ImageInput, Shape, image_input, input_dtype, input_spec, real_inputs, shape_of
 
 __all__ = [
     "ONNX_DOMAINS",
@@ -32,6 +32,7 @@ __all__ = [
     "cleanup",
     "image_input",
     "infer_types",
+    "input_dtype",
     "input_spec",
     "is_quant_op",
     "is_quantized",

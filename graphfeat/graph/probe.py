@@ -24,6 +24,7 @@ from onnx import numpy_helper
 
 from ..errors import GraphfeatError, first_line
 from ..onnxfile import holds_data
+from .shapes import input_dtype
 
 #: ORT's element type strings -> ONNX TensorProto element types
 _ORT_TYPES = {
@@ -244,11 +245,11 @@ def ort_runner(model: onnx.ModelProto | str | os.PathLike, outputs: Sequence[str
 def run_tensors(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], names: Sequence[str]
                 ) -> dict[str, np.ndarray]:
     """Run ``model`` (a full model with its weights; not modified) once on ONNX Runtime (:func:`ort_runner`,
-    the ``probe`` policy) with the top-level tensors ``names`` as its outputs, float feeds cast to a
-    float16 input's type."""
-    half = {i.name for i in model.graph.input if i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16}
+    the ``probe`` policy) with the top-level tensors ``names`` as its outputs, float feeds cast to the type
+    their input declares (:func:`.shapes.input_dtype`)."""
     run = ort_runner(model, names)
-    cast = {k: (v.astype(np.float16) if k in half else v) for k, v in feeds.items()}
+    cast = {k: (v.astype(input_dtype(model, k), copy=False) if np.issubdtype(v.dtype, np.floating) else v)
+            for k, v in feeds.items()}
     try:
         return run(cast)
     except Exception as exc:

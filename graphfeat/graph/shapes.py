@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Container
 from dataclasses import dataclass
 
+import numpy as np
 import onnx
 
 from ..errors import GraphfeatError
@@ -41,6 +42,18 @@ def input_spec(model: onnx.ModelProto) -> tuple[str, list[int | None]]:
         raise GraphfeatError("the model has no graph input to feed")
     dims = shape_of(inputs[0].type) or []
     return inputs[0].name, [d if isinstance(d, int) else None for d in dims]
+
+
+#: input element types a float feed is cast to; any other (a uint8 image, bfloat16 that numpy lacks) gets float32
+_FLOAT_INPUTS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
+
+
+def input_dtype(model: onnx.ModelProto, name: str | None = None) -> np.dtype:
+    """The numpy type a float feed of input ``name`` (default: the first real input) is cast to: the float type
+    the input declares (an fp16 file's float16), else float32."""
+    name = name or input_spec(model)[0]
+    elem = next((i.type.tensor_type.elem_type for i in model.graph.input if i.name == name), 0)
+    return onnx.helper.tensor_dtype_to_np_dtype(elem) if elem in _FLOAT_INPUTS else np.dtype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import GraphfeatError
-from ..graph import input_spec
+from ..graph import input_dtype, input_spec
 from ..levels import FeatureInfo, read_metadata, record_levels
 from ..onnxfile import load_skeleton
 from .sessions import session
-from .verification import input_dtype, run_error
+from .verification import run_error
 
 
 class FeaturePyramid:

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 
 from ..errors import GraphfeatError, first_line
-from ..graph import input_spec, is_quantized
+from ..graph import input_dtype, input_spec, is_quantized
 from ..info import feature_levels
 from ..levels import LevelRecord, read_metadata, record_levels
 from ..onnxfile import load_model, load_skeleton, materialize_external_data
@@ -26,9 +26,6 @@ from .compare import LevelMetrics, compare_level
 from .precision import criterion_for, level_precisions
 from .sessions import run_onnxruntime, session
 from .workers import mindspore_levels
-
-#: input element types fed as declared; any other (a uint8 image, bfloat16 numpy lacks) is fed float32
-_FED_AS_DECLARED = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
 
 
 @dataclass
@@ -116,13 +113,6 @@ def distinct_images(x: np.ndarray) -> int:
     """How many of the batch's images differ from every earlier one."""
     flat = x.reshape(x.shape[0], -1)
     return len({row.tobytes() for row in flat})
-
-
-def input_dtype(model: onnx.ModelProto) -> np.dtype:
-    """The numpy type the model's image input declares (float16 for an fp16-input file), float32 if unknown."""
-    name, _ = input_spec(model)
-    elem = next((i.type.tensor_type.elem_type for i in model.graph.input if i.name == name), 0)
-    return onnx.helper.tensor_dtype_to_np_dtype(elem) if elem in _FED_AS_DECLARED else np.dtype(np.float32)
 
 
 def _feed(x: np.ndarray, model: onnx.ModelProto) -> np.ndarray:
