@@ -6,8 +6,7 @@ import json
 import sys
 import warnings
 
-from ..runtime import DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, RUNTIMES, verify_runtimes
-from ..runtime.verification import VerifyOptions
+from ..runtime import DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, RUNTIMES, VerifyOptions, verify_runtimes
 from ._format import printable, verify_table
 
 

@@ -14,14 +14,13 @@ from .layout import LAYOUTS, to_nchw
 from .index import SINK, SOURCE, GraphIndex, node_inputs, nodes_inputs, subgraphs
 from .probe import POLICIES, SessionPolicy, ort_runner
 from .prune import cleanup
-from .quant import QUANT_OPS, is_quant_op, is_quantized
+from .quant import is_quant_op, is_quantized
 from .shapes import ImageInput, Shape, image_input, input_dtype, input_spec, real_inputs, shape_of
 
 __all__ = [
     "ONNX_DOMAINS",
     "LAYOUTS",
     "POLICIES",
-    "QUANT_OPS",
     "SINK",
     "SOURCE",
     "GraphIndex",

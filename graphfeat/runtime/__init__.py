@@ -17,13 +17,12 @@ from .._lazy import lazy_exports
 if TYPE_CHECKING:
     from .compare import DEFAULT_RTOL, DEGENERATE_STD, LevelMetrics, compare_level
     from .export_options import DEFAULT_INPUT_SIZE, DEFAULT_OPSET, DEFAULT_SEED, SECOND_SIZE_OFFSET, ExportOptions
-    from .precision import (DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, Criterion, Precision,
-                            criterion_for, level_precisions)
+    from .precision import DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, level_precisions
     from .pyramid import FeaturePyramid
     from .sessions import RUNTIMES, ProviderWarning, Session, run_onnxruntime, session
-    from .verification import VerifyReport, reference_inputs, verify, verify_runtimes
-    from .workers import (ANSWER_PREFIX, INSTALL_HINT, Worker, export_in_worker, mindspore_available,
-                          mindspore_levels, registered_models, run_job, worker_threads)
+    from .verification import VerifyOptions, VerifyReport, verify, verify_runtimes
+    from .workers import (ANSWER_PREFIX, Worker, export_in_worker, mindspore_levels, registered_models, run_job,
+                          worker_threads)
 
 __all__ = [
     "ANSWER_PREFIX",
@@ -35,25 +34,20 @@ __all__ = [
     "DEFAULT_RTOLS",
     "DEFAULT_SEED",
     "DEGENERATE_STD",
-    "INSTALL_HINT",
     "RUNTIMES",
     "SECOND_SIZE_OFFSET",
-    "Criterion",
     "ExportOptions",
     "FeaturePyramid",
     "LevelMetrics",
-    "Precision",
     "ProviderWarning",
     "Session",
+    "VerifyOptions",
     "VerifyReport",
     "Worker",
     "compare_level",
-    "criterion_for",
     "export_in_worker",
     "level_precisions",
-    "mindspore_available",
     "mindspore_levels",
-    "reference_inputs",
     "registered_models",
     "run_job",
     "run_onnxruntime",
@@ -66,10 +60,9 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(__name__, {
     ".compare": ["DEFAULT_RTOL", "DEGENERATE_STD", "LevelMetrics", "compare_level"],
     ".export_options": ["DEFAULT_INPUT_SIZE", "DEFAULT_OPSET", "DEFAULT_SEED", "SECOND_SIZE_OFFSET", "ExportOptions"],
-    ".precision": ["DEFAULT_MIN_COSINE", "DEFAULT_MIN_SQNR", "DEFAULT_RTOLS", "Criterion", "Precision",
-                   "criterion_for", "level_precisions"],
+    ".precision": ["DEFAULT_MIN_COSINE", "DEFAULT_MIN_SQNR", "DEFAULT_RTOLS", "level_precisions"],
     ".pyramid": ["FeaturePyramid"],
     ".sessions": ["RUNTIMES", "ProviderWarning", "Session", "run_onnxruntime", "session"],
-    ".verification": ["VerifyReport", "reference_inputs", "verify", "verify_runtimes"],
-    ".workers": ["ANSWER_PREFIX", "INSTALL_HINT", "Worker", "export_in_worker", "mindspore_available",
-                 "mindspore_levels", "registered_models", "run_job", "worker_threads"]})
+    ".verification": ["VerifyOptions", "VerifyReport", "verify", "verify_runtimes"],
+    ".workers": ["ANSWER_PREFIX", "Worker", "export_in_worker", "mindspore_levels", "registered_models", "run_job",
+                 "worker_threads"]})
