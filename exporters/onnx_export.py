@@ -466,16 +466,7 @@ def _build(model: "str | ms.nn.Cell", plan: _Plan, opts: ExportOptions, phase: _
         else:
             models = _registered_models(model, opts)
         clear_weights_cache()  # both models hold the seeded weights now; the cache's copy is not needed
-    if opts.dynamic_size and (reason := dynamic_size_refusal(models.net)):
-        raise GraphfeatError(f"--dynamic-size is refused for {plan.label}: {reason}")
     return models
-
-
-def dynamic_size_refusal(net: ms.nn.Cell) -> str | None:
-    """Why ``net`` cannot be exported with ``dynamic_size``, if its class (or a feature wrapper's source class)
-    says so in ``dynamic_size_refusal``: a model fixed to one input size (a learned position embedding)."""
-    return getattr(net, "dynamic_size_refusal", None) or getattr(getattr(net, "source_class", None),
-                                                                 "dynamic_size_refusal", None)
 
 
 def _run_reference(models: _Models, plan: _Plan, phase: _Phases) -> _Reference:
