@@ -13,7 +13,7 @@ from typing import Optional, Type
 from mindspore import Tensor, nn, ops
 
 from ..helpers import make_divisible
-from ..init import condition_pooled_norm
+from ..init import condition_pooled_norm, init_residual_norm
 
 
 class HSigmoid(nn.Cell):
@@ -117,3 +117,31 @@ class SqueezeExcite(nn.Cell):
         x_se = self.conv_expand(x_se)
         x_se = self.gate(x_se)
         return x * x_se
+
+
+class FeaturesPoolClassifier(nn.Cell):
+    """A classifier laid out as MindCV's MobileNets are: ``features``, then ``pool``, then ``classifier`` (cells
+    the subclass builds); ``forward_features`` is what the feature wrapper reads."""
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        return self.classifier(self.pool(x))
+
+    def construct(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class ResidualLayers(nn.Cell):
+    """An inverted-residual block: ``layers`` (a cell the subclass builds), added to its input when
+    ``use_res_connect``; the last norm of a residual branch starts small (``init_residual_norm``)."""
+
+    def init_extra_weights(self, rng) -> None:  # noqa: ARG002  (deterministic)
+        if self.use_res_connect:
+            init_residual_norm(self.layers)
+
+    def construct(self, x: Tensor) -> Tensor:
+        if self.use_res_connect:
+            return x + self.layers(x)
+        return self.layers(x)

@@ -11,9 +11,8 @@ from __future__ import annotations
 from mindspore import Tensor, nn
 
 from ..helpers import build_model_with_cfg, default_cfg, make_divisible
-from ..init import init_residual_norm
 from ..registry import register_model
-from .layers import GlobalAvgPooling
+from .layers import FeaturesPoolClassifier, GlobalAvgPooling, ResidualLayers
 
 __all__ = ["MobileNetV2", "InvertedResidual"]
 
@@ -29,7 +28,7 @@ _SETTING = [
 ]
 
 
-class InvertedResidual(nn.Cell):
+class InvertedResidual(ResidualLayers):
     """Optional 1x1 expand, 3x3 depthwise, 1x1 linear projection; residual when the shape allows."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, expand_ratio: int) -> None:
@@ -54,17 +53,8 @@ class InvertedResidual(nn.Cell):
         ]
         self.layers = nn.SequentialCell(layers)
 
-    def init_extra_weights(self, rng) -> None:  # noqa: ARG002  (deterministic)
-        if self.use_res_connect:
-            init_residual_norm(self.layers)
 
-    def construct(self, x: Tensor) -> Tensor:
-        if self.use_res_connect:
-            return x + self.layers(x)
-        return self.layers(x)
-
-
-class MobileNetV2(nn.Cell):
+class MobileNetV2(FeaturesPoolClassifier):
     """MobileNetV2 of width ``alpha``; ``feature_info`` holds the last block of each stride."""
 
     def __init__(self, alpha: float = 1.0, round_nearest: int = 8, in_channels: int = 3,
@@ -102,15 +92,6 @@ class MobileNetV2(nn.Cell):
             nn.Dropout(p=0.2),
             nn.Dense(last_channels, num_classes),
         ])
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.classifier(self.pool(x))
-
-    def construct(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def _create_mobilenet_v2(pretrained: bool = False, **kwargs) -> nn.Cell:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from mindspore import Tensor, nn
 
 from ..helpers import build_model_with_cfg, default_cfg, make_divisible
-from ..init import init_residual_norm
 from ..registry import register_model
-from .layers import GlobalAvgPooling, HSigmoid, HSwish, SqueezeExcite
+from .layers import FeaturesPoolClassifier, GlobalAvgPooling, HSigmoid, HSwish, ResidualLayers, SqueezeExcite
 
 __all__ = ["MobileNetV3", "Bottleneck"]
 
@@ -51,7 +50,7 @@ _ARCHS = {"large": (_LARGE, 1280), "small": (_SMALL, 1024)}
 _ACTIVATIONS = {"relu": nn.ReLU, "hswish": HSwish}
 
 
-class Bottleneck(nn.Cell):
+class Bottleneck(ResidualLayers):
     """Inverted residual: optional 1x1 expand, depthwise conv, optional squeeze-excite, 1x1 project."""
 
     def __init__(self, in_channels: int, mid_channels: int, out_channels: int, kernel_size: int,
@@ -82,17 +81,8 @@ class Bottleneck(nn.Cell):
         ]
         self.layers = nn.SequentialCell(layers)
 
-    def init_extra_weights(self, rng) -> None:  # noqa: ARG002  (deterministic)
-        if self.use_res_connect:
-            init_residual_norm(self.layers)
 
-    def construct(self, x: Tensor) -> Tensor:
-        if self.use_res_connect:
-            return x + self.layers(x)
-        return self.layers(x)
-
-
-class MobileNetV3(nn.Cell):
+class MobileNetV3(FeaturesPoolClassifier):
     """MobileNetV3 ``small`` or ``large``; ``feature_info`` holds the stem, every bottleneck and the last conv."""
 
     def __init__(self, arch: str, alpha: float = 1.0, round_nearest: int = 8, in_channels: int = 3,
@@ -134,15 +124,6 @@ class MobileNetV3(nn.Cell):
             nn.Dropout(p=0.2),
             nn.Dense(last_channels, num_classes),
         ])
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.classifier(self.pool(x))
-
-    def construct(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def _create_mobilenet_v3(pretrained: bool = False, **kwargs) -> nn.Cell:
