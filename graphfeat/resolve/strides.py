@@ -287,12 +287,14 @@ def measure_strides(index: GraphIndex, probe_size: tuple[int, int] | None = None
 
     spatial = {inp.name}  # tensors that carry the image's grid, fitted or not (a rank-6 patch merging)
     path: dict[str, int | None] = {inp.name: 1}  # the stride the ops on the way apply (unpadded networks)
+    producer, data_inputs_of = index.producer, index.data_inputs_of
     for t, shape in first.items():  # the input, then the data tensors in topological order
-        if t != inp.name and not _carries_grid(index, t, result, spatial, first):
+        p = producer.get(t)
+        if p is not None and not (any(x in result for x in data_inputs_of[p])
+                                  or _carries_grid(index, p, spatial, first)):
             continue
         spatial.add(t)
         found = None if shape is None and len(probes) == 1 else _place(index, t, probes, fits_of, result)
-        p = index.producer.get(t)
         if found is not None and found.stride and found.stride & (found.stride - 1) == 0:
             path[t] = found.stride  # a power of two by the size: what the ops on the way apply (padded ops)
         elif p is not None:
@@ -309,8 +311,12 @@ def _place(index: GraphIndex, t: str, probes: list, fits_of, result: dict[str, T
     """``t``'s placement by its size alone (exact fits at every probe size), or None where nothing fits."""
     (first_size, first), *others = probes
     shape = first.get(t)
+    fits = fits_of(shape, first_size)
+    if not others and len(fits) == 1 and fits[0][0] != "tokens":  # the common case, decided by the size alone
+        layout, s, cls, grid, ch = fits[0]
+        return TensorStride(t, s, layout, shape or (), ch, grid, cls)
     tokens_of = _token_source(index, t, result)
-    fits = _from_source(fits_of(shape, first_size), tokens_of)
+    fits = _from_source(fits, tokens_of)
     per_probe = [fits] + [_from_source(fits_of(shapes.get(t), size), tokens_of) for size, shapes in others]
     if not any(per_probe):
         return None
@@ -333,17 +339,13 @@ def _place(index: GraphIndex, t: str, probes: list, fits_of, result: dict[str, T
 _LAYOUT_OPS = frozenset({"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast"})
 
 
-def _carries_grid(index: GraphIndex, t: str, fitted: dict[str, TensorStride], spatial: set[str],
-                  shapes: dict[str, tuple | None]) -> bool:
-    """Whether ``t`` can hold the image's grid: a data input of its producer is placed, or is a 4-D tensor that
-    carries it unplaced (a padded size), or the producer only rearranges a tensor that carries it. A shape
-    that merely fits (a detector head's ``(B, C, N)`` read as ``N`` tokens, their concatenation) is not
-    measured."""
-    p = index.producer.get(t)
-    if p is None:
-        return False
+def _carries_grid(index: GraphIndex, p: int, spatial: set[str], shapes: dict[str, tuple | None]) -> bool:
+    """Whether node ``p``'s output can hold the image's grid though no data input of it is placed: an input is
+    a 4-D tensor that carries the grid unplaced (a padded size), or ``p`` only rearranges a tensor that carries
+    it. (A tensor with a placed input always may.) A shape that merely fits (a detector head's ``(B, C, N)``
+    read as ``N`` tokens, their concatenation) is not measured."""
     ins = index.data_inputs_of[p]
-    if any(x in fitted or (x in spatial and len(shapes.get(x) or ()) == 4) for x in ins):
+    if any(x in spatial and len(shapes.get(x) or ()) == 4 for x in ins):
         return True
     return index.op_types[p] in _LAYOUT_OPS and any(x in spatial for x in ins)
 
