@@ -5,8 +5,12 @@ Modules: :mod:`.resolver` (``Resolver``: the order, listing, suggestions),
 strategies), one module per strategy: :mod:`.metadata` (graphfeat's record,
 and levels found again by value when a tool renamed their tensors),
 :mod:`.fingerprint` (fingerprints, reference values, the one matching run),
-:mod:`.scope` (PyTorch module scopes), :mod:`.params` (parameter names plus
-structure), and :mod:`.strides` (levels by measured stride, for ``--strides``).
+:mod:`.scope` (PyTorch module scopes), :mod:`.tfscope` (TensorFlow name
+scopes, as tf2onnx keeps them), :mod:`.params` (parameter names plus
+structure), and :mod:`.strides` (levels by measured stride, for ``--strides``)
+with its parts: :mod:`.downsampling` (the stride the ops on the way apply),
+:mod:`.neck` (a detector's backbone end and neck outputs) and
+:mod:`.dominance` (the independent check of every level it returns).
 It imports the graph, file and levels layers, nothing above.
 """
 from .fingerprint import PROBE_SEED, Targets, probe_input, producer_op, sketch

@@ -15,6 +15,7 @@ is two scopes; ``relu`` names the first call only.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 
 import onnx
 
@@ -63,12 +64,17 @@ class ScopeStrategy(ModuleStrategy):
 
     def __init__(self, index: GraphIndex):
         super().__init__(index)
-        cache: dict[str, list[str]] = {}
         add = self.members.add
+        for i, paths in self._scoped_nodes(index):
+            add(i, paths)
+
+    def _scoped_nodes(self, index: GraphIndex) -> Iterator[tuple[int, list[str]]]:
+        """Each node that carries scopes, with their module paths (outermost first)."""
+        cache: dict[str, list[str]] = {}
         for i, (node, name) in enumerate(zip(index.nodes, index.node_names)):
             paths = node_scopes(node, cache) if node.metadata_props else _name_scopes(name, cache)
             if paths:
-                add(i, paths)
+                yield i, paths
 
     def _output(self, name: str) -> str | None:
         if name not in self.members:

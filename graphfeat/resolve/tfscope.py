@@ -21,7 +21,7 @@ tensor its nodes write that is read outside them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from ..errors import GraphfeatError
 from ..graph import GraphIndex
@@ -50,13 +50,16 @@ class TFScopeStrategy(ScopeStrategy):
     resolved_by = "tf-scope"
 
     def __init__(self, index: GraphIndex):  # noqa: D107 - the module docstring says what is built
-        super(ScopeStrategy, self).__init__(index)
         self._aliases: dict[str, list[list[str]]] | None = None
+        super().__init__(index)
+
+    def _scoped_nodes(self, index: GraphIndex) -> Iterator[tuple[int, list[str]]]:
+        """Each data node with the scope paths of its name and of the initializers it reads (none at all on a
+        graph whose node names mostly carry no TensorFlow scope)."""
         names = index.node_names
         scoped = sum(1 for n in names if "/" in n and not n.startswith("/"))
         if not names or scoped < _MIN_SHARE * len(names):
             return
-        add = self.members.add
         for i, name in enumerate(names):
             if not index.data_inputs_of[i]:
                 continue
@@ -64,7 +67,7 @@ class TFScopeStrategy(ScopeStrategy):
             chains += [_paths(t) for t in index.inputs_of[i] if t in index.initializers and "/" in t]
             for chain in chains:
                 if chain:
-                    add(i, chain)
+                    yield i, chain
 
     def _alias_ranks(self) -> dict[str, list[list[str]]]:
         """Name -> scope paths it may stand for, by rank: [exact, suffix as written, suffix without _N]."""
