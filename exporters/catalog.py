@@ -20,10 +20,11 @@ from .registry import _model_family, list_families
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- families:start -->", "<!-- families:end -->"
 SCENARIOS = {1: "1 (sequential stages)", 2: "2 (one flattened sequential)", 3: "3 (rewritten feature class)"}
-#: ``export --dynamic-size`` per family, as tests/integration/test_dynamic_size.py proves it (default: yes).
-#: A family listed here frees its features-only export only; its classifier is refused at export.
+#: ``export --dynamic-size`` per family where it is not simply "yes" (tests/integration/test_dynamic_size.py
+#: proves each): VGG frees its features-only export only, ViT refuses (its model says why).
 DYNAMIC_SIZE_LIMITS = {
     "vgg": "features only (the head's `AdaptiveAvgPool7` slices at constant ends)",
+    "vit": "no (a learned position embedding fixes the image size)",
 }
 
 

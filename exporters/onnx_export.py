@@ -466,6 +466,10 @@ def _build(model: "str | ms.nn.Cell", plan: _Plan, opts: ExportOptions, phase: _
         else:
             models = _registered_models(model, opts)
         clear_weights_cache()  # both models hold the seeded weights now; the cache's copy is not needed
+    refusal = getattr(models.net, "dynamic_size_refusal", None) or getattr(
+        getattr(models.net, "source_class", None), "dynamic_size_refusal", None)
+    if opts.dynamic_size and refusal:  # a model fixed to its image size says why (a learned position embedding)
+        raise GraphfeatError(f"--dynamic-size is refused for {plan.label}: {refusal}")
     return models
 
 

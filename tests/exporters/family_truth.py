@@ -404,6 +404,22 @@ VGG = dict(scenario=2, models={
         absent=["features.40.bias"]),
 })
 
+# ------------------------------------------------------------------------------------------------ vit
+VIT = dict(scenario=3, feature_class="VisionTransformerFeatures", head=("norm.", "head."), models={
+    "vit_b_16_224": dict(
+        feature_info=[(f"blocks.{k}", 768, 16) for k in range(12)], total=86_567_656,  # MindCV's count
+        params={
+            "patch_embed.proj.weight": (768, 3, 16, 16),
+            "cls_token": (1, 1, 768),
+            "pos_embed": (1, 197, 768),  # one entry per 16x16 patch of 224x224, and the class token
+            "blocks.11.attn.qkv.weight": (2304, 768),
+            "blocks.11.mlp.fc1.weight": (3072, 768),
+            "norm.gamma": (768,),
+            "head.weight": (1000, 768),
+        },
+        absent=["blocks.12.norm1.gamma"]),
+})
+
 FAMILIES = {
     "resnet": RESNET,
     "resnest": RESNEST,
@@ -415,4 +431,5 @@ FAMILIES = {
     "mobilenetv3": MOBILENETV3,
     "rexnet": REXNET,
     "vgg": VGG,
+    "vit": VIT,
 }

@@ -1,0 +1,171 @@
+"""ViT: MindCV's names and values, the NCHW block levels, the export and its cut, the --dynamic-size refusal.
+
+A reduced configuration (4 blocks, width 192, 3 heads, 64x64 input: 4x4 patch tokens) built through the same
+class keeps the default run cheap; the full ``vit_b_16_224`` runs under ``--runslow``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mindspore")
+
+import mindspore as ms  # noqa: E402
+from mindspore import Tensor  # noqa: E402
+
+import exporters  # noqa: E402
+import graphfeat  # noqa: E402
+from exporters import registry  # noqa: E402
+from exporters.helpers import build_model_with_cfg  # noqa: E402
+from exporters.models import vit  # noqa: E402
+from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME  # noqa: E402
+from graphfeat.errors import GraphfeatError  # noqa: E402
+from graphfeat.runtime import run_onnxruntime  # noqa: E402
+
+from conftest import assert_close_rel, rand_images  # noqa: E402
+from ms_helpers import levels  # noqa: E402
+
+SMALL = dict(image_size=64, patch_size=16, embed_dim=192, depth=4, num_heads=3, num_classes=10)
+SIZE = (64, 64)
+
+
+def _small_registered(monkeypatch):
+    """Register the reduced configuration for this test only (the export of a classifier takes a registered
+    name); the registry is restored afterwards."""
+    def vit_small_test(pretrained=False, num_classes=10, in_channels=3, **kwargs):
+        return vit._create_vit(pretrained, **{**SMALL, "num_classes": num_classes, "in_channels": in_channels,
+                                             **kwargs})
+    monkeypatch.setitem(registry._model_entrypoints, "vit_small_test", vit_small_test)
+    monkeypatch.setitem(registry._model_family, "vit_small_test", "vit")
+    return "vit_small_test"
+
+
+def _mindcv_levels(net, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """MindCV's logits and every block's output (forward hooks, PYNATIVE), reshaped as the zoo's levels."""
+    blocks: dict[int, np.ndarray] = {}
+    handles = [blk.register_forward_hook(lambda cell, inp, out, i=i: blocks.__setitem__(i, out.asnumpy()))
+               for i, blk in enumerate(net.blocks)]
+    try:
+        logits = net(Tensor(x)).asnumpy()
+    finally:
+        for h in handles:
+            h.remove()
+    gh, gw = net.patch_embed.patches_resolution
+    maps = [blocks[i][:, 1:, :].transpose(0, 2, 1).reshape(x.shape[0], -1, gh, gw) for i in range(len(blocks))]
+    return logits, maps
+
+
+def _mindcv_checkpoint(path, **kwargs) -> "ms.nn.Cell":
+    """MindCV's own ViT with seeded weights, LayerNorm scales and shifts, biases and tokens re-randomised
+    (its init leaves them at 1, 0 or tiny, which would hide a swapped or skipped norm), saved to ``path``."""
+    from mindcv.models.vit import VisionTransformer as MindCVViT
+
+    ms.set_seed(0)
+    net = MindCVViT(**kwargs)
+    net.set_train(False)
+    rng = np.random.default_rng(5)
+    for p in net.get_parameters():
+        if p.name.endswith(".gamma"):
+            p.set_data(Tensor(rng.uniform(0.5, 1.5, p.shape).astype(np.float32)))
+        elif p.name.endswith((".beta", ".bias")) or p.name in ("cls_token", "pos_embed"):
+            p.set_data(Tensor(rng.normal(0.0, 0.1, p.shape).astype(np.float32)))
+    ms.save_checkpoint(net, str(path))
+    return net
+
+
+def _compare_with_mindcv(tmp_path, h: int, **kwargs) -> None:
+    net = _mindcv_checkpoint(tmp_path / "mindcv_vit.ckpt", **kwargs)
+    x = rand_images(2, h, h, seed=4)
+    ref_logits, ref_maps = _mindcv_levels(net, x)
+    ours = exporters.create_model("vit_b_16_224", checkpoint_path=str(tmp_path / "mindcv_vit.ckpt"), **kwargs)
+    assert ours.load_report.unused == [] and ours.load_report.mapped == {}
+    assert [p.name for p in ours.get_parameters()] == [p.name for p in net.get_parameters()]
+    assert_close_rel(ours(Tensor(x)).asnumpy(), ref_logits, 1e-4, "logits")
+    feats = exporters.create_model("vit_b_16_224", checkpoint_path=str(tmp_path / "mindcv_vit.ckpt"),
+                                   features_only=True, **kwargs)
+    assert sorted(feats.load_report.unused) == ["head.bias", "head.weight", "norm.beta", "norm.gamma"]
+    for i, (got, want) in enumerate(zip(levels(feats, x), ref_maps)):
+        assert_close_rel(got, want, 1e-4, f"blocks.{i}")
+
+
+def test_parameter_names_and_shapes_equal_mindcv_vit_b_16_224():
+    from mindcv.models.vit import VisionTransformer as MindCVViT
+
+    from exporters.init import deferred_parameters
+
+    with deferred_parameters():
+        theirs = MindCVViT(weight_init=False)
+        ours = exporters.create_model("vit_b_16_224", init=False)
+    assert [(p.name, p.shape) for p in ours.get_parameters()] == [(p.name, p.shape) for p in theirs.get_parameters()]
+    assert len(list(ours.get_parameters())) == 152
+
+
+def test_feature_info_every_block_at_the_patch_stride():
+    feats = exporters.create_model("vit_b_16_224", features_only=True, init=False)
+    assert feats.feature_info.module_name() == [f"blocks.{i}" for i in range(12)]
+    assert set(feats.feature_info.reduction()) == {16} and set(feats.feature_info.channels()) == {768}
+    picked = exporters.create_model("vit_b_16_224", features_only=True, init=False,
+                                    out_indices=vit.DEFAULT_OUT_INDICES)
+    assert picked.feature_info.module_name() == ["blocks.3", "blocks.5", "blocks.7", "blocks.11"]
+
+
+def test_small_vit_logits_and_levels_equal_mindcv(tmp_path):
+    _compare_with_mindcv(tmp_path, 64, **{k: v for k, v in SMALL.items()})
+
+
+def test_small_vit_levels_are_nchw_patch_tokens_and_seeded_like_the_classifier():
+    from exporters.init import clear_weights_cache
+
+    x = rand_images(2, *SIZE, seed=1)
+    clear_weights_cache()  # the feature class draws its own weights: they must still be the classifier's
+    feats = build_model_with_cfg(vit.VisionTransformerFeatures, False, seed=0, **SMALL)
+    clf = build_model_with_cfg(vit.VisionTransformer, False, seed=0, **SMALL)
+    got = levels(feats, x)
+    view = levels(clf.feature_view(), x)
+    for i, (g, v) in enumerate(zip(got, view)):
+        assert g.shape == (2, 192, 4, 4)
+        assert 1e-2 < float(g.std()) < 1e2
+        np.testing.assert_array_equal(g, v, err_msg=f"blocks.{i}")
+
+
+def test_gelu_is_mindcv_gelu():
+    """MindCV's ``nn.GELU()`` is the tanh approximation by default: the exportable ``layers.GELU`` is the same."""
+    from mindspore import nn
+
+    from exporters.models.layers import GELU
+
+    x = Tensor(np.linspace(-6, 6, 241, dtype=np.float32))
+    np.testing.assert_array_equal(GELU()(x).asnumpy(), nn.GELU()(x).asnumpy())
+
+
+def test_small_vit_export_proves_every_level_and_the_cut_equals_mindspore(tmp_path, monkeypatch):
+    name = _small_registered(monkeypatch)
+    path = tmp_path / "vit_small.onnx"
+    ref = tmp_path / "vit_small.npz"
+    report = exporters.export_model(name, path, input_size=SIZE, seed=0, reference=ref)
+    assert [lv["name"] for lv in report.levels] == [f"blocks.{i}" for i in range(4)]
+    assert report.worst_level_max_rel < 1e-4 and report.output_max_rel < 1e-4
+    cut_path = graphfeat.cut_file(path, tmp_path / "vit_small.features.onnx", layers=["blocks.1", "blocks.3"])
+    for runtime in ("onnxruntime", "openvino", "reference"):  # the levels on every runtime, against MindSpore's
+        verdict = graphfeat.verify(cut_path, reference=ref, runtime=runtime)
+        assert verdict.ok and [m.name for m in verdict.levels] == ["blocks.1", "blocks.3"], (runtime, verdict)
+    cut = graphfeat.cut(str(path), layers=["blocks.1", "blocks.3"])
+    x = rand_images(3, *SIZE, seed=3)
+    got = run_onnxruntime(cut, {INPUT_NAME: x}, [o.name for o in cut.graph.output])
+    want = levels(exporters.create_model(name, seed=0, features_only=True, out_indices=[1, 3]), x)
+    assert OUTPUT_NAME not in got
+    for out, ref, label in zip(cut.graph.output, want, ["blocks.1", "blocks.3"]):
+        assert_close_rel(got[out.name], ref, 1e-4, label)
+
+
+def test_dynamic_size_is_refused_with_the_reason(tmp_path):
+    feats = build_model_with_cfg(vit.VisionTransformerFeatures, False, seed=0, **SMALL)
+    with pytest.raises(GraphfeatError, match="position embedding") as err:
+        exporters.export_model(feats, tmp_path / "v.onnx", input_size=SIZE, dynamic_size=True)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "v.onnx").exists()
+
+
+@pytest.mark.slow
+def test_vit_b_16_224_logits_and_levels_equal_mindcv(tmp_path):
+    _compare_with_mindcv(tmp_path, 224, image_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12)
