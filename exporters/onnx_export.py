@@ -337,6 +337,7 @@ def _plan_cell(cell, features_only: bool, out_indices, checkpoint_path: str) -> 
     plan = prepare_cell(cell, features_only, out_indices)
     plan.net.set_train(False)
     plan.feature_model.set_train(False)
+    plan.export_net.set_train(False)  # a copy keeps the training flag it was copied with
     return plan
 
 
@@ -363,6 +364,10 @@ class _Models:
     selected: list[int]  #: the recorded levels, as positions in ``info``
     positions: list[int]  #: where each recorded level is in ``feature_model``'s output
     in_channels: int
+    #: what the ONNX export compiles when it is not ``net`` (``exporters.cells.exportable_copy``: the proof runs
+    #: ``net`` and ``feature_model``, so it covers the substitutions)
+    export_net: ms.nn.Cell | None = None
+    substitutions: list[dict] = field(default_factory=list)  #: recorded as the record's ``substitutions``
 
 
 @dataclass
@@ -462,7 +467,7 @@ def _build(model: "str | ms.nn.Cell", plan: _Plan, opts: ExportOptions, phase: _
         if plan.cell is not None:
             c = plan.cell
             models = _Models(c.net, c.feature_model, c.info, c.features_only, c.selected, c.positions,
-                             in_channels_of(c.net))
+                             in_channels_of(c.net), c.export_net, c.substitutions)
         else:
             models = _registered_models(model, opts)
         clear_weights_cache()  # both models hold the seeded weights now; the cache's copy is not needed
@@ -490,7 +495,8 @@ def _export(models: _Models, ref: _Reference, plan: _Plan, opts: ExportOptions, 
     """Stage 3: MindSpore's ONNX export (opset 11), with the outputs named."""
     output_names = ref.names if models.features_only else [OUTPUT_NAME]
     with phase("MindSpore ONNX export"):
-        model = _mindspore_export(models.net, ref.probe, output_names, dynamic=not opts.static_batch)
+        net = models.net if models.export_net is None else models.export_net
+        model = _mindspore_export(net, ref.probe, output_names, dynamic=not opts.static_batch)
     # MindSpore names the graph with its process-wide counters (``434_1_..._construct_17``): a stable name keeps
     # the file the same byte for byte however many exports its process made before (``graphfeat.runtime.Worker``)
     model.graph.name = plan.label
@@ -577,6 +583,7 @@ def _record(matched: _Matched, models: _Models, ref: _Reference, plan: _Plan, op
             checkpoint=os.path.basename(opts.checkpoint) if opts.checkpoint else None,
             versions=_versions(),
             **({"cell_factory": opts.cell} if opts.cell else {}),
+            **({"substitutions": m.substitutions} if m.substitutions else {}),
             **({"dynamic_size": True, "proven_sizes": [plan.input_size, plan.second_size]}
                if opts.dynamic_size else {}),
         )
@@ -664,6 +671,13 @@ def _prove_size(model: onnx.ModelProto, models: _Models, names: Sequence[str], t
     return max(m.max_rel for m in metrics)
 
 
+def _substitution_notes(record: dict) -> list[str]:
+    """One note per substituted layer class of the record's ``substitutions``."""
+    return [f"exported {len(s['cells'])} {s['replaced']} cell(s) as {s['with']} (no ONNX converter in MindSpore; "
+            "same values, and the levels are proven against the original cell)"
+            for s in record.get("substitutions", ())]
+
+
 def _report(plan: _Plan, opts: ExportOptions, freed: _Freed, matched: _Matched, proof: _Proof, record: dict,
             start: float, phase: _Phases) -> ExportReport:
     """What the export produced and measured, its phases' seconds included."""
@@ -672,7 +686,8 @@ def _report(plan: _Plan, opts: ExportOptions, freed: _Freed, matched: _Matched, 
     return ExportReport(
         plan.label, str(plan.path), nodes, size_bytes, seconds, opset=matched.opset, levels=record["levels"],
         output_max_rel=proof.output_max_rel, worst_level_max_rel=matched.worst_rel,
-        reference=str(opts.reference) if opts.reference else None, notes=[*freed.notes, *matched.notes],
+        reference=str(opts.reference) if opts.reference else None,
+        notes=[*_substitution_notes(record), *freed.notes, *matched.notes],
         dynamic_size=bool(opts.dynamic_size), second_size=plan.second_size,
         second_size_worst_rel=proof.second_size_worst_rel,
         phases={**phase.seconds, "other": seconds - sum(phase.seconds.values())})

@@ -47,7 +47,11 @@ WORKING = {
     "mobilenet_v2_100": (2, "mindcv.models.mobilenetv2:MobileNetV2"),
     "resnet18": (1, "mindcv.models.resnet:ResNet"),
     "efficientnet_b0": (2, "mindcv.models.efficientnet:EfficientNet"),
+    "mobilenet_v3_small_100": (2, "mindcv.models.mobilenetv3:MobileNetV3"),
 }
+#: families whose layers MindSpore's ONNX exporter lacks: exported as exportable substitutes (exporters.cells)
+SUBSTITUTED = {"mobilenet_v3_small_100": {"mindspore.nn.layer.activation:HSwish": "exporters.models.layers:HSwish",
+                                          "mindspore.nn.layer.activation:HSigmoid": "exporters.models.layers:HSigmoid"}}
 #: families whose blocks use a tensor ``+=`` (expected levels computed with MindSpore's default in-place ``+=``)
 AUGASSIGN = {"resnet18", "efficientnet_b0"}
 #: MindCV's features_only levels in a fresh process at MindSpore's default JIT_ENABLE_AUGASSIGN_INPLACE=1
@@ -164,6 +168,7 @@ def test_mindcv_model_exports_via_cli_cut_and_verified(checkpoints, tmp_path, na
     assert proc.returncode == 0, proc.stderr
     record = read_metadata(onnx.load(out))
     assert record["model"] == WORKING[name][1] and record["cell_factory"] == "mcvcells:make"
+    assert {sub["replaced"]: sub["with"] for sub in record.get("substitutions", [])} == SUBSTITUTED.get(name, {})
     names = [lv["name"] for lv in record["levels"]]
     assert names == [e["name"] for e in mindcv.create_model(name, pretrained=False).feature_info]
     cut = tmp_path / f"{name}.cut.onnx"
@@ -198,15 +203,40 @@ def test_mindcv_scenario_2_via_api_keeps_mindcv_names_and_frees_the_size(checkpo
         assert_close_rel(got[lv["tensor"]], want, what=f"{name} {lv['name']} at 96x128")
 
 
-@pytest.mark.parametrize("name,why", [
-    ("mobilenet_v3_small_100", "HSwish"),   # scenario 2: nn.HSwish
-])
-def test_mindcv_models_that_mindspore_cannot_export_are_refused_clearly(tmp_path, name, why):
-    ms.set_seed(0)
-    net = mindcv.create_model(name, pretrained=False)
-    net.set_train(False)
-    with pytest.raises(GraphfeatError, match=f"MindSpore's ONNX exporter failed.*{why}"):
-        export_model(net, tmp_path / "x.onnx", input_size=SIZE)
+def _hard_activations(net):
+    return [(n, type(c)) for n, c in net.cells_and_names() if isinstance(c, (ms.nn.HSwish, ms.nn.HSigmoid))]
+
+
+def test_mindcv_hswish_is_substituted_in_the_exported_copy_only_and_recorded(checkpoints, tmp_path):
+    """MindSpore's exporter lacks nn.HSwish / nn.HSigmoid: the export compiles a copy with exportable
+    equivalents, records where, and leaves the user's cell (its cells and parameter names) as it was."""
+    name = "mobilenet_v3_small_100"
+    _, ckpt = checkpoints(name)
+    net = fresh_loaded(name, ckpt)
+    cells_before = [(n, id(c)) for n, c in net.cells_and_names()]
+    hard, params = _hard_activations(net), [p.name for p in net.get_parameters()]
+    report = export_model(net, tmp_path / "m.onnx", input_size=SIZE)
+    assert [(n, id(c)) for n, c in net.cells_and_names()] == cells_before and _hard_activations(net) == hard
+    assert [p.name for p in net.get_parameters()] == params
+    model = onnx.load(tmp_path / "m.onnx")
+    assert set(params) <= {t.name for t in model.graph.initializer}  # MindCV's parameter names, unchanged
+    record = read_metadata(model)
+    recorded = sorted((c, sub["replaced"].rsplit(":", 1)[1]) for sub in record["substitutions"] for c in sub["cells"])
+    assert recorded == sorted((n, cls.__name__) for n, cls in hard)
+    assert [n for n in report.notes if "HSwish" in n or "HSigmoid" in n] == report.notes[:2]
+    assert report.worst_level_max_rel < 1e-4 and report.output_max_rel < 1e-4
+
+
+def test_mindcv_substitution_is_proven_against_the_original_cell(checkpoints, tmp_path, monkeypatch):
+    """The proof runs the user's cell, not the exported copy: a substitute computing other values is refused."""
+    import exporters.cells
+    from exporters.models import layers
+
+    name = "mobilenet_v3_small_100"
+    _, ckpt = checkpoints(name)
+    monkeypatch.setitem(exporters.cells.EXPORTABLE_SUBSTITUTES, ms.nn.HSwish, layers.HSigmoid)
+    with pytest.raises(GraphfeatError, match="no ONNX tensor equals the MindSpore output"):
+        export_model(fresh_loaded(name, ckpt), tmp_path / "x.onnx", input_size=SIZE)
     assert not (tmp_path / "x.onnx").exists()
 
 
