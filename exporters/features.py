@@ -109,3 +109,12 @@ class FeatureExtractWrapper(nn.Cell):
                 out = out + (x,)
             i += 1
         return out
+
+
+def levels_view(levels: nn.Cell) -> "FeatureExtractWrapper":
+    """A classifier's feature view: ``levels`` (a cell that returns the levels of a rewritten feature class
+    from the classifier's own cells) wrapped like a features-only model, in eval mode. The export's reference
+    runs use it instead of building the network a second time."""
+    view = FeatureExtractWrapper(levels)
+    view.set_train(False)
+    return view

@@ -22,7 +22,7 @@ from typing import Any, Type, Union
 
 from mindspore import Tensor, nn, ops
 
-from ..features import FeatureExtractWrapper
+from ..features import levels_view
 from ..helpers import build_model_with_cfg, default_cfg
 from ..registry import register_model
 from .layers import GlobalAvgPooling
@@ -239,9 +239,7 @@ class HRNet(nn.Cell):
         """The levels of :class:`HRNetFeatures`, computed by this classifier's own cells (its head unused):
         what ``create_model(..., features_only=True)`` returns for the same weights, without building the
         network a second time. The export's reference runs use it."""
-        view = FeatureExtractWrapper(_HRNetLevels(self))
-        view.set_train(False)
-        return view
+        return levels_view(_HRNetLevels(self))
 
 
 class HRNetFeatures(HRNet):

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
-from ..features import FeatureExtractWrapper
+from ..features import levels_view
 from ..helpers import build_model_with_cfg, default_cfg
 from ..registry import register_model
 from .layers import GELU, DropPath
@@ -218,9 +218,7 @@ class VisionTransformer(nn.Cell):
     def feature_view(self) -> nn.Cell:
         """The levels of :class:`VisionTransformerFeatures` computed by this classifier's own cells (its head
         unused): the export's reference runs use it instead of building the network twice."""
-        view = FeatureExtractWrapper(_ViTLevels(self))
-        view.set_train(False)
-        return view
+        return levels_view(_ViTLevels(self))
 
 
 class VisionTransformerFeatures(VisionTransformer):
