@@ -111,10 +111,23 @@ class FeatureExtractWrapper(nn.Cell):
         return out
 
 
-def levels_view(levels: nn.Cell) -> "FeatureExtractWrapper":
-    """A classifier's feature view: ``levels`` (a cell that returns the levels of a rewritten feature class
-    from the classifier's own cells) wrapped like a features-only model, in eval mode. The export's reference
-    runs use it instead of building the network a second time."""
-    view = FeatureExtractWrapper(levels)
+class ClassifierLevels(nn.Cell):
+    """A rewritten feature class's levels computed by a classifier's own cells (``net.forward_levels``),
+    under the classifier's parameter names: one network serves the logits and the levels."""
+
+    def __init__(self, net: nn.Cell, feature_info: list[dict]) -> None:
+        super().__init__(auto_prefix=False)  # the classifier's parameter names
+        self.net = net
+        self.is_rewritten = True
+        self.feature_info = feature_info
+
+    def construct(self, x: Tensor) -> tuple:
+        return self.net.forward_levels(x)
+
+
+def levels_view(net: nn.Cell, feature_info: list[dict]) -> "FeatureExtractWrapper":
+    """A classifier's feature view: its ``forward_levels`` wrapped like a features-only model, in eval mode.
+    The export's reference runs use it instead of building the network a second time."""
+    view = FeatureExtractWrapper(ClassifierLevels(net, feature_info))
     view.set_train(False)
     return view

@@ -239,7 +239,16 @@ class HRNet(nn.Cell):
         """The levels of :class:`HRNetFeatures`, computed by this classifier's own cells (its head unused):
         what ``create_model(..., features_only=True)`` returns for the same weights, without building the
         network a second time. The export's reference runs use it."""
-        return levels_view(_HRNetLevels(self))
+        return levels_view(self, _feature_info())
+
+    def forward_levels(self, x: Tensor) -> tuple:
+        """The stem activation and the four incremental-module outputs."""
+        stem = self.forward_stem(x)
+        ys = self.forward_stages(stem)
+        out = (stem,)
+        for i in range(len(self.incre_modules)):
+            out = out + (self.incre_modules[i](ys[i]),)
+        return out
 
 
 class HRNetFeatures(HRNet):
@@ -256,30 +265,7 @@ class HRNetFeatures(HRNet):
         """No head: the feature class stops at the incremental modules."""
 
     def construct(self, x: Tensor) -> tuple:
-        stem = self.forward_stem(x)
-        ys = self.forward_stages(stem)
-        out = (stem,)
-        for i in range(len(self.incre_modules)):
-            out = out + (self.incre_modules[i](ys[i]),)
-        return out
-
-
-class _HRNetLevels(nn.Cell):
-    """:class:`HRNetFeatures`' construct over a classifier's cells (``HRNet.feature_view``)."""
-
-    def __init__(self, net: HRNet) -> None:
-        super().__init__(auto_prefix=False)  # the classifier's parameter names
-        self.net = net
-        self.is_rewritten = True
-        self.feature_info = _feature_info()
-
-    def construct(self, x: Tensor) -> tuple:
-        stem = self.net.forward_stem(x)
-        ys = self.net.forward_stages(stem)
-        out = (stem,)
-        for i in range(len(self.net.incre_modules)):
-            out = out + (self.net.incre_modules[i](ys[i]),)
-        return out
+        return self.forward_levels(x)
 
 
 def _feature_info() -> list[dict]:

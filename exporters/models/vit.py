@@ -218,7 +218,16 @@ class VisionTransformer(nn.Cell):
     def feature_view(self) -> nn.Cell:
         """The levels of :class:`VisionTransformerFeatures` computed by this classifier's own cells (its head
         unused): the export's reference runs use it instead of building the network twice."""
-        return levels_view(_ViTLevels(self))
+        return levels_view(self, _feature_info(self.depth, self.embed_dim, self.patch_size))
+
+    def forward_levels(self, x: Tensor) -> tuple:
+        """Every block's patch tokens as an NCHW map."""
+        x = self.forward_tokens(x)
+        out = ()
+        for blk in self.blocks:
+            x = blk(x)
+            out = out + (self.to_map(x),)
+        return out
 
 
 class VisionTransformerFeatures(VisionTransformer):
@@ -243,30 +252,7 @@ class VisionTransformerFeatures(VisionTransformer):
         super().init_extra_weights(rng)
 
     def construct(self, x: Tensor) -> tuple:
-        x = self.forward_tokens(x)
-        out = ()
-        for blk in self.blocks:
-            x = blk(x)
-            out = out + (self.to_map(x),)
-        return out
-
-
-class _ViTLevels(nn.Cell):
-    """:class:`VisionTransformerFeatures`' construct over a classifier's cells (``VisionTransformer.feature_view``)."""
-
-    def __init__(self, net: VisionTransformer) -> None:
-        super().__init__(auto_prefix=False)  # the classifier's parameter names
-        self.net = net
-        self.is_rewritten = True
-        self.feature_info = _feature_info(net.depth, net.embed_dim, net.patch_size)
-
-    def construct(self, x: Tensor) -> tuple:
-        x = self.net.forward_tokens(x)
-        out = ()
-        for blk in self.net.blocks:
-            x = blk(x)
-            out = out + (self.net.to_map(x),)
-        return out
+        return self.forward_levels(x)
 
 
 def _feature_info(depth: int, embed_dim: int, patch_size: int) -> list[dict]:

@@ -117,13 +117,13 @@ class Target:
         if self.values is not None:
             ref = np.asarray(self.values, dtype=np.float64)[0].ravel()
             if kind == "qdq":
-                return 1.0 - _cosine(y, ref)
+                return _cosine_distance(y, ref)
             return float(np.abs(y - ref).max() / max(np.abs(ref).max(), 1e-12))
         fp = self.fingerprint
         samples = np.asarray(fp["samples"])
         ys = y[_positions(y.size)]
         if kind == "qdq":
-            return 1.0 - _cosine(ys, samples)
+            return _cosine_distance(ys, samples)
         scale = max(float(fp["absmax"]), 1e-12)
         err = float(np.abs(ys - samples).max())
         for chunk, (mean, std) in zip(np.array_split(y, len(fp["chunks"])), fp["chunks"]):
@@ -136,11 +136,14 @@ def tolerance(kind: str) -> float:
     return {"fp32": TOL_FP32, "fp16": TOL_FP16, "qdq": 1.0 - MIN_COSINE_QDQ}[kind]
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+def _cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """``1 - cosine``, as a matching distance: two zero vectors are the same point (0), a zero vector against
+    any other is as far as orthogonal (1). Verification's cosine differs on purpose: there a zero level
+    carries no signal and fails."""
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
     if na == 0 or nb == 0:
-        return 1.0 if na == nb else 0.0
-    return float(a @ b / (na * nb))
+        return 0.0 if na == nb else 1.0
+    return 1.0 - float(a @ b / (na * nb))
 
 
 @dataclass
