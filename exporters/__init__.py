@@ -11,8 +11,13 @@ from .helpers import build_model_with_cfg, default_cfg, make_divisible
 from .registry import list_families, list_models, model_family, register_model
 from . import models  # noqa: F401,E402  (registers every backbone)
 
+from typing import TYPE_CHECKING
+
 from graphfeat.levels import FeatureInfo
 from graphfeat.runtime import ExportOptions
+
+if TYPE_CHECKING:
+    from .onnx_export import ExportReport, export_model
 
 
 def __getattr__(name: str):

@@ -68,6 +68,8 @@ def build_model_with_cfg(
         config = (like.__module__, like.__qualname__, repr(sorted(kwargs.items())))
         seeded_weights(model, config, seed, in_channels=kwargs.get("in_channels", 3))
     if features_only:
+        if out_indices is None:  # a family's own default selection (ViT's BEiT levels), else every level
+            out_indices = getattr(model, "default_out_indices", None)
         model = FeatureExtractWrapper(model, out_indices=out_indices)
     model.set_train(False)
     return model

@@ -452,8 +452,9 @@ def _registered_models(name: str, opts: ExportOptions) -> _Models:
         feature_model.set_train(False)
     elif not features_only and hasattr(net, "feature_view"):  # a rewritten feature class's levels, the same way
         feature_model = net.feature_view()
-    else:  # the features-only net's levels (all of them), or a rewritten class without a view
-        feature_model = create_model(name, features_only=True, auto_mapping=True, **common)
+    else:  # the features-only net's levels (all of them, past a family's default selection), or a view-less class
+        every = list(range(len(net.feature_info.info))) if features_only else None
+        feature_model = create_model(name, features_only=True, out_indices=every, auto_mapping=True, **common)
     info = feature_model.feature_info
     # the recorded levels are the feature model's outputs in the same order: their positions are the selection
     selected = list(net.feature_info.out_indices) if features_only else list(range(len(info)))

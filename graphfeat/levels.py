@@ -175,6 +175,7 @@ class FeatureInfo:
 
 
 METADATA_KEY = "graphfeat.feature_info"
+"""The ``metadata_props`` key under which a file's level record is stored (a JSON value)."""
 SCHEMA_VERSION = 1
 #: levels of a cut whose chs/reduction are not all known, so they cannot form a
 #: FeatureInfo; same level fields as the main record, with ``null`` for unknowns

@@ -7,10 +7,11 @@ same cells and parameter names, so a MindCV checkpoint loads by exact names.
 ``features_only`` builds :class:`VisionTransformerFeatures`, whose ``construct``
 returns every block's output (``blocks.0`` .. ``blocks.<depth-1>``, all at the
 patch stride) with the class token dropped and the patch tokens laid out as
-NCHW ``(B, C, H/patch, W/patch)``. ``DEFAULT_OUT_INDICES`` (3, 5, 7, 11) is
-the BEiT/mmseg multi-level selection; ``out_indices=[11]`` is ViTDet's single
-level. ``out_indices=None`` keeps every block, as for every family: the export
-builds its all-levels reference model that way.
+NCHW ``(B, C, H/patch, W/patch)``. A 12-block model's default selection
+(``out_indices=None``) is ``DEFAULT_OUT_INDICES`` (3, 5, 7, 11), the BEiT/mmseg
+multi-level setting; ``out_indices=[11]`` is ViTDet's single level; other depths
+keep every block. The classifier's export records every block, so a cut may
+take any of them.
 
 Deviations from MindCV, all for the export; none changes a value:
 
@@ -240,6 +241,7 @@ class VisionTransformerFeatures(VisionTransformer):
         self.head_weight_size = self.embed_dim * max(int(kwargs.get("num_classes", 1000)), 0)
         self.is_rewritten = True
         self.feature_info = _feature_info(self.depth, self.embed_dim, self.patch_size)
+        self.default_out_indices = DEFAULT_OUT_INDICES if self.depth == 12 else None
 
     def _make_head(self, num_classes: int) -> None:
         """No head: the feature class stops at the last block."""

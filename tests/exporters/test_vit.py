@@ -100,13 +100,17 @@ def test_parameter_names_and_shapes_equal_mindcv_vit_b_16_224():
     assert len(list(ours.get_parameters())) == 152
 
 
-def test_feature_info_every_block_at_the_patch_stride():
-    feats = exporters.create_model("vit_b_16_224", features_only=True, init=False)
-    assert feats.feature_info.module_name() == [f"blocks.{i}" for i in range(12)]
-    assert set(feats.feature_info.reduction()) == {16} and set(feats.feature_info.channels()) == {768}
-    picked = exporters.create_model("vit_b_16_224", features_only=True, init=False,
-                                    out_indices=vit.DEFAULT_OUT_INDICES)
-    assert picked.feature_info.module_name() == ["blocks.3", "blocks.5", "blocks.7", "blocks.11"]
+def test_feature_info_every_block_at_the_patch_stride_and_beit_levels_by_default():
+    every = exporters.create_model("vit_b_16_224", features_only=True, init=False, out_indices=range(12))
+    assert every.feature_info.module_name() == [f"blocks.{i}" for i in range(12)]
+    assert set(every.feature_info.reduction()) == {16} and set(every.feature_info.channels()) == {768}
+    default = exporters.create_model("vit_b_16_224", features_only=True, init=False)
+    assert default.feature_info.module_name() == ["blocks.3", "blocks.5", "blocks.7", "blocks.11"]
+    assert len(default.feature_info.info) == 12
+    vitdet = exporters.create_model("vit_b_16_224", features_only=True, init=False, out_indices=[-1])
+    assert vitdet.feature_info.module_name() == ["blocks.11"]
+    reduced = build_model_with_cfg(vit.VisionTransformerFeatures, False, features_only=True, init=False, **SMALL)
+    assert reduced.feature_info.module_name() == [f"blocks.{i}" for i in range(4)]  # other depths: every block
 
 
 def test_small_vit_logits_and_levels_equal_mindcv(tmp_path):
@@ -156,6 +160,20 @@ def test_small_vit_export_proves_every_level_and_the_cut_equals_mindspore(tmp_pa
     assert OUTPUT_NAME not in got
     for out, ref, label in zip(cut.graph.output, want, ["blocks.1", "blocks.3"]):
         assert_close_rel(got[out.name], ref, 1e-4, label)
+
+
+def test_a_12_block_features_only_export_records_the_default_levels(tmp_path, monkeypatch):
+    """The default selection reaches the file: a features-only export of a 12-block ViT (narrow, 32 px) has the
+    BEiT levels as its outputs, each proven against MindSpore."""
+    narrow = dict(SMALL, image_size=32, embed_dim=48, depth=12, num_heads=2)
+    monkeypatch.setitem(registry._model_entrypoints, "vit_12_test",
+                        lambda pretrained=False, **kw: vit._create_vit(pretrained, **{**narrow, **kw}))
+    monkeypatch.setitem(registry._model_family, "vit_12_test", "vit")
+    report = exporters.export_model("vit_12_test", tmp_path / "v12.onnx", input_size=(32, 32), seed=0,
+                                    features_only=True)
+    assert [lv["name"] for lv in report.levels] == ["blocks.3", "blocks.5", "blocks.7", "blocks.11"]
+    assert report.worst_level_max_rel < 1e-4
+    assert graphfeat.feature_info(str(tmp_path / "v12.onnx")).module_name() == [lv["name"] for lv in report.levels]
 
 
 def test_dynamic_size_is_refused_with_the_reason(tmp_path):
