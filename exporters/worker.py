@@ -46,14 +46,16 @@ def _levels(args: dict) -> dict:
     from graphfeat.errors import GraphfeatError
 
     from .factory import create_model
+    from .init import deferred_parameters
 
     data = np.load(args["input"])
-    model = create_model(args["model"], seed=args.get("seed", 0), checkpoint_path=args.get("checkpoint", ""),
-                         features_only=True, auto_mapping=True)
-    all_names = model.feature_info.module_name()
+    with deferred_parameters():  # the structure only, for the names of every level (past a default selection)
+        all_names = [e["name"] for e in create_model(args["model"], features_only=True, init=False).feature_info.info]
     unknown = [n for n in args["names"] if n not in all_names]
     if unknown:
         raise GraphfeatError(f"{args['model']} has no feature level(s) {unknown}; its levels: {all_names}")
+    model = create_model(args["model"], seed=args.get("seed", 0), checkpoint_path=args.get("checkpoint", ""),
+                         features_only=True, auto_mapping=True, out_indices=range(len(all_names)))
     out = model(Tensor(data))
     out = out if isinstance(out, tuple) else (out,)
     by_name = dict(zip(all_names, out))
