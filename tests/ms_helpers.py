@@ -11,12 +11,13 @@ from exporters.init import deferred_parameters
 
 # the smallest model of each family runs the slower checks
 PREFERRED = ["resnet18", "resnest50", "repvgg_a0", "mobilenet_v3_small_100", "convnext_tiny",
-             "efficientnet_b0", "rexnet_10", "hrnet_w18", "vgg11", "mobilenet_v2_100"]
+             "efficientnet_b0", "rexnet_10", "hrnet_w18", "vgg11", "mobilenet_v2_100", "mobilevit_xx_small",
+             "pvt_v2_b0"]
 
 
 #: families whose models take only their own image size (a learned position embedding), which the shared tests'
 #: 64 px exports cannot; each has a test module of its own that exports a reduced configuration instead
-OWN_SIZE_ONLY = {"vit": "tests/exporters/test_vit.py"}
+OWN_SIZE_ONLY = {"vit": "tests/exporters/test_vit.py", "swin": "tests/exporters/test_swin.py"}
 
 
 def representatives() -> list[str]:

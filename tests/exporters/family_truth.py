@@ -21,6 +21,7 @@ A model row:
 * ``absent``: parameter names that must not exist (one block past the last, a branch a variant lacks).
 * ``trainable``: the number of trainable parameters (BatchNorm moving statistics excluded), MindCV's count.
 * ``total``: the number of all parameters, BatchNorm moving statistics included.
+* ``default_out_indices``: the levels ``out_indices=None`` selects, where a family has a default other than all.
 * ``cells`` (scenarios 1 and 2): the top-level cells of the features-only model with every level,
   i.e. the cells the wrapper keeps up to and including the deepest level.
 """
@@ -408,6 +409,7 @@ VGG = dict(scenario=2, models={
 VIT = dict(scenario=3, feature_class="VisionTransformerFeatures", head=("norm.", "head."), models={
     "vit_b_16_224": dict(
         feature_info=[(f"blocks.{k}", 768, 16) for k in range(12)], total=86_567_656,  # MindCV's count
+        default_out_indices=(3, 5, 7, 11),  # BEiT's and mmseg's multi-level setting
         params={
             "patch_embed.proj.weight": (768, 3, 16, 16),
             "cls_token": (1, 1, 768),
@@ -418,6 +420,119 @@ VIT = dict(scenario=3, feature_class="VisionTransformerFeatures", head=("norm.",
             "head.weight": (1000, 768),
         },
         absent=["blocks.12.norm1.gamma"]),
+})
+
+# --------------------------------------------------------------------------------------------- mobilevit
+def _mobilevit(chs: list, hidden: tuple, dims: tuple, exp: int, trainable: int, total: int) -> dict:
+    """A MobileViT row: ``layer_<i>`` has ``chs[i-1]`` channels at stride ``2 ** i``; ``hidden`` is the expanded
+    width of layer_1 and of layer_2's blocks, ``dims`` the transformer widths of layers 3-5 (MindCV's
+    get_config); layers 3, 4, 5 hold 2, 4, 3 transformer layers, then a LayerNorm."""
+    d3, d4, d5 = dims
+    return dict(
+        feature_info=[(f"layer_{i}", c, 2 ** i) for i, c in enumerate(chs, start=1)],
+        cells=6, trainable=trainable, total=total,
+        params={
+            "conv_1.features.0.weight": (16, 3, 3, 3),
+            "conv_1.features.1.gamma": (16,),
+            "layer_1.0.block.0.features.0.weight": (hidden[0], 16, 1, 1),
+            "layer_1.0.block.2.features.1.moving_variance": (chs[0],),
+            "layer_2.2.block.1.features.0.weight": (hidden[1], 1, 3, 3),  # depthwise
+            "layer_3.0.block.2.features.0.weight": (chs[2], hidden[1], 1, 1),
+            "layer_3.1.local_rep.0.features.0.weight": (chs[2], chs[2], 3, 3),
+            "layer_3.1.local_rep.1.features.0.weight": (d3, chs[2], 1, 1),
+            "layer_3.1.global_rep.0.pre_norm_mha.0.gamma": (d3,),
+            "layer_3.1.global_rep.0.pre_norm_mha.1.qkv_proj.weight": (3 * d3, d3),
+            "layer_3.1.global_rep.1.pre_norm_mha.1.out_proj.bias": (d3,),
+            "layer_3.1.global_rep.1.pre_norm_ffn.1.weight": (2 * d3, d3),
+            "layer_3.1.global_rep.1.pre_norm_ffn.4.weight": (d3, 2 * d3),
+            "layer_3.1.global_rep.2.gamma": (d3,),
+            "layer_3.1.conv_proj.features.0.weight": (chs[2], d3, 1, 1),
+            "layer_3.1.fusion.features.0.weight": (chs[2], 2 * chs[2], 3, 3),
+            "layer_4.1.global_rep.4.beta": (d4,),
+            "layer_5.1.global_rep.2.pre_norm_ffn.4.bias": (d5,),
+            "layer_5.1.global_rep.3.gamma": (d5,),
+            "layer_5.1.fusion.features.1.moving_mean": (chs[4],),
+            "conv_1x1_exp.features.0.weight": (exp, chs[4], 1, 1),
+            "classifier.3.weight": (1000, exp), "classifier.3.bias": (1000,)},
+        absent=["layer_1.1.block.0.features.0.weight", "layer_2.3.block.1.features.0.weight",
+                "layer_3.1.global_rep.3.gamma", "layer_4.1.global_rep.5.gamma", "layer_5.1.global_rep.4.gamma",
+                "layer_6.0.block.0.features.0.weight", "classifier.2.weight"])
+
+
+MOBILEVIT = dict(scenario=1, models={
+    # MindCV's counts: 1.27M, 2.32M, 5.58M trainable
+    "mobilevit_xx_small": _mobilevit([16, 24, 48, 64, 80], (32, 48), (64, 80, 96), 320, 1_272_504, 1_277_096),
+    "mobilevit_x_small": _mobilevit([32, 48, 64, 80, 96], (64, 192), (96, 120, 144), 384, 2_318_568, 2_327_736),
+    "mobilevit_small": _mobilevit([32, 64, 96, 128, 160], (64, 256), (144, 192, 240), 640, 5_579_784, 5_593_192),
+})
+
+# --------------------------------------------------------------------------------------------------- swin
+# MindCV appends its stages to an empty CellList, and MindSpore then names every stage's parameters after the
+# list's first entry: stage 0 is "0.blocks.<i>...", stage s > 0 "0.blocks.<s>.blocks.<i>...", and MindCV's
+# checkpoints carry these names. The stage cells are layers.0 .. layers.3.
+SWIN = dict(scenario=3, feature_class="SwinTransformerFeatures", head=("norm.", "classifier."), models={
+    "swin_tiny": dict(
+        feature_info=[("layers.0", 96, 4), ("layers.1", 192, 8), ("layers.2", 384, 16), ("layers.3", 768, 32)],
+        trainable=28_288_354, total=33_378_474,  # MindCV's counts; total adds the one-hot index and the masks
+        params={
+            "patch_embed.proj.weight": (96, 3, 4, 4),
+            "patch_embed.norm.gamma": (96,),
+            "0.blocks.0.attn.relative_bias.relative_position_bias_table": (169, 3),
+            "0.blocks.0.attn.relative_bias.index": (2401, 169),  # non-trainable one-hot (49 x 49 pairs, 13 x 13)
+            "0.blocks.0.attn.q.weight": (96, 96),
+            "0.blocks.1.attn_mask": (1, 64, 1, 49, 49),  # the shifted block of stage 0: 8 x 8 windows
+            "0.downsample.reduction.weight": (192, 384),
+            "0.downsample.norm.gamma": (384,),
+            "0.blocks.1.blocks.1.attn_mask": (1, 16, 1, 49, 49),
+            "0.blocks.2.blocks.5.mlp.fc1.weight": (1536, 384),
+            "0.blocks.2.blocks.5.attn_mask": (1, 4, 1, 49, 49),
+            "0.blocks.2.downsample.reduction.weight": (768, 1536),
+            "0.blocks.3.blocks.1.attn.relative_bias.relative_position_bias_table": (169, 24),
+            "0.blocks.3.blocks.1.mlp.fc2.weight": (768, 3072),
+            "norm.gamma": (768,),
+            "classifier.weight": (1000, 768), "classifier.bias": (1000,),
+        },
+        absent=["0.blocks.2.blocks.6.norm1.gamma", "0.blocks.3.blocks.2.norm1.gamma",
+                "0.blocks.3.downsample.reduction.weight", "0.blocks.3.blocks.1.attn_mask", "0.blocks.0.attn_mask",
+                "layers.0.blocks.0.norm1.gamma"]),
+})
+
+# -------------------------------------------------------------------------------------------------- pvtv2
+def _pvtv2(dims: tuple, depths: tuple, total: int) -> dict:
+    """A PVTv2 row: stage ``i`` has ``dims[i]`` channels at stride ``4 * 2 ** i`` and ``depths[i]`` blocks; MLP
+    ratios 8, 8, 4, 4, spatial-reduction convs of 8, 4, 2 (none in stage 3), MindCV's pvt_v2_b* configuration."""
+    d0, d1, d2, d3 = dims
+    return dict(
+        feature_info=[(f"norm_list.{i}", c, 4 * 2 ** i) for i, c in enumerate(dims)], total=total,
+        params={
+            "patch_embed_list.0.proj.weight": (d0, 3, 7, 7),
+            "patch_embed_list.0.norm.gamma": (d0,),
+            "patch_embed_list.1.proj.weight": (d1, d0, 3, 3),
+            "block_list.0.0.norm1.gamma": (d0,),
+            "block_list.0.0.attn.q.weight": (d0, d0),
+            "block_list.0.0.attn.q.bias": (d0,),
+            "block_list.0.0.attn.kv.weight": (2 * d0, d0),
+            "block_list.0.0.attn.sr.weight": (d0, d0, 8, 8),
+            "block_list.0.0.attn.norm.beta": (d0,),
+            "block_list.0.0.mlp.fc1.weight": (8 * d0, d0),
+            "block_list.0.0.mlp.dwconv.dwconv.weight": (8 * d0, 1, 3, 3),
+            "block_list.1.0.attn.sr.weight": (d1, d1, 4, 4),
+            "block_list.2.0.attn.sr.weight": (d2, d2, 2, 2),
+            "block_list.2.0.mlp.fc2.weight": (d2, 4 * d2),
+            f"block_list.3.{depths[3] - 1}.mlp.fc2.weight": (d3, 4 * d3),
+            f"block_list.2.{depths[2] - 1}.attn.proj.weight": (d2, d2),
+            "norm_list.3.gamma": (d3,),
+            "head.weight": (1000, d3), "head.bias": (1000,)},
+        absent=[f"block_list.{i}.{n}.norm1.gamma" for i, n in enumerate(depths)]
+        + ["block_list.3.0.attn.sr.weight", "block_list.3.0.attn.norm.gamma", "norm_list.4.gamma",
+           "patch_embed_list.4.proj.weight"])
+
+
+PVTV2 = dict(scenario=3, feature_class="PyramidVisionTransformerV2Features", head=("head.",), models={
+    # MindCV's counts: 3.67M, 14.01M, 25.36M
+    "pvt_v2_b0": _pvtv2((32, 64, 160, 256), (2, 2, 2, 2), 3_666_760),
+    "pvt_v2_b1": _pvtv2((64, 128, 320, 512), (2, 2, 2, 2), 14_009_000),
+    "pvt_v2_b2": _pvtv2((64, 128, 320, 512), (3, 4, 6, 3), 25_362_856),
 })
 
 FAMILIES = {
@@ -432,4 +547,7 @@ FAMILIES = {
     "rexnet": REXNET,
     "vgg": VGG,
     "vit": VIT,
+    "pvtv2": PVTV2,
+    "mobilevit": MOBILEVIT,
+    "swin": SWIN,
 }

@@ -90,10 +90,13 @@ def built(request):
     draws MindSpore's default values only if a test reads it)."""
     name = request.param
     with deferred_parameters():  # no parameter holds memory (vgg16's classifier: 0 MiB, not 528 MiB)
-        feats = exporters.create_model(name, features_only=True, init=False)
+        default = exporters.create_model(name, features_only=True, init=False)
+        every = range(len(default.feature_info.info))
+        feats = exporters.create_model(name, features_only=True, out_indices=every, init=False)
         return dict(name=name,
                     classifier=exporters.create_model(name, init=False),
                     features=feats,
+                    default=default,
                     subset=exporters.create_model(name, features_only=True,
                                                   out_indices=subset_of(len(feats.feature_info)), init=False))
 
@@ -123,6 +126,14 @@ def test_feature_info(built):
         assert [dict(e) for e in model.feature_info] == expected, f"{name}: the classifier's feature_info"
     assert feat.feature_info.get_dicts() == expected, f"{name}: the features-only model's feature_info"
     assert feat.feature_info.module_name() == [e["name"] for e in expected]
+
+
+def test_the_default_selection(built):
+    """``out_indices=None`` selects every level, or the family's written-down default (ViT's BEiT levels)."""
+    name = built["name"]
+    expected = expected_info(name)
+    chosen = row(name).get("default_out_indices", range(len(expected)))
+    assert built["default"].feature_info.get_dicts() == [expected[i] for i in chosen], name
 
 
 def test_scenario_markers(built):

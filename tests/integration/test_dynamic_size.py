@@ -29,7 +29,8 @@ PROBE, SECOND = (64, 64), (64, 96)
 OTHER_SIZES = [(96, 96), (64, 128)]
 #: families whose classifier keeps the probe size (the README's "dynamic size" column, from
 #: exporters.catalog): their features-only export is freed instead, the classifier is refused (test below)
-FEATURES_ONLY = {n for n in representatives() if exporters.model_family(n) in DYNAMIC_SIZE_LIMITS}
+REFUSED = [n for n in representatives() if DYNAMIC_SIZE_LIMITS.get(exporters.model_family(n), "").startswith("no")]
+FEATURES_ONLY = {n for n in representatives() if exporters.model_family(n) in DYNAMIC_SIZE_LIMITS} - set(REFUSED)
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def dynamic_exports(exported):
     return get
 
 
-@pytest.mark.parametrize("name", representatives())
+@pytest.mark.parametrize("name", [n for n in representatives() if n not in REFUSED])
 def test_dynamic_size_export_holds_at_other_sizes(dynamic_exports, name, tmp_path):
     path, report = dynamic_exports(name)
     assert report.dynamic_size and report.second_size == list(SECOND) and report.second_size_worst_rel < 1e-4
@@ -81,6 +82,15 @@ def test_a_family_that_cannot_be_freed_is_refused_with_the_reason(tmp_path):
     with pytest.raises(GraphfeatError, match=r"input size cannot be freed: at 64x96 .*Slice"):
         export_in_worker("vgg11", out, input_size=PROBE, dynamic_size=True, second_size=SECOND)
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_a_family_whose_size_is_fixed_at_build_is_refused_with_the_reason(name, tmp_path):
+    """The families the catalog says "no" for refuse before exporting, in one line with the reason."""
+    out = tmp_path / f"{name}.onnx"
+    with pytest.raises(GraphfeatError, match="--dynamic-size") as err:
+        export_in_worker(name, out, input_size=PROBE, dynamic_size=True, second_size=SECOND, features_only=True)
+    assert "\n" not in str(err.value) and not out.exists() and not list(tmp_path.iterdir())
 
 
 def test_dynamic_size_cli_flags(tmp_path):
