@@ -9,10 +9,11 @@ onnx, networkx, numpy and onnxruntime, and never imports MindSpore.
 The public API is :data:`__all__`, each name imported on first use (:mod:`._lazy`). The layers underneath, bottom-up:
 :mod:`.errors`, :mod:`.levels`, :mod:`.onnxfile` (file), :mod:`.graph`,
 :mod:`.resolve` (names), :mod:`.surgery` and :mod:`.info` (verbs),
-:mod:`.runtime` (run), :mod:`.cli`. A module imports only from layers below
-its own. Each subpackage's ``__all__`` lists the names shared with the rest of
-the project (``exporters``, ``bench``, tests); the modules inside a
-subpackage are private to graphfeat.
+:mod:`.runtime` (run), :mod:`.report` (HTML and JUnit reports) and
+:mod:`.testing` (``assert_pyramid_close``, for users' CI), :mod:`.cli`. A
+module imports only from layers below its own. Each subpackage's ``__all__``
+lists the names shared with the rest of the project (``exporters``, ``bench``,
+tests); the modules inside a subpackage are private to graphfeat.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from ._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from . import testing
     from .errors import GraphfeatError, OutputError
     from .info import feature_info, feature_levels
     from .levels import METADATA_KEY, FeatureInfo
@@ -44,10 +46,12 @@ __all__ = [
     "feature_levels",
     "load_model",
     "save_model",
+    "testing",
     "verify",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     ".errors": ["GraphfeatError", "OutputError"], ".info": ["feature_info", "feature_levels"],
     ".levels": ["METADATA_KEY", "FeatureInfo"], ".onnxfile": ["load_model", "save_model"],
-    ".runtime": ["FeaturePyramid", "verify"], ".surgery": ["CutOptions", "cut", "cut_file", "cut_model"]})
+    ".runtime": ["FeaturePyramid", "verify"], ".surgery": ["CutOptions", "cut", "cut_file", "cut_model"],
+    ".testing": ["testing"]})

@@ -16,8 +16,9 @@ from typing import Any
 
 def lazy_exports(package: str, homes: dict[str, list[str]]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``(__getattr__, __dir__)`` for ``package``, whose names ``homes[m]`` live in module ``m`` (relative,
-    e.g. ``".info"``); a name is imported on first use, then kept in the package's namespace. The names must
-    be the package's ``__all__``, exactly."""
+    e.g. ``".info"``); a name is imported on first use, then kept in the package's namespace. A name whose
+    home is its own module (``{".testing": ["testing"]}``) is that submodule. The names must be the
+    package's ``__all__``, exactly."""
     namespace = importlib.import_module(package).__dict__
     home = {name: module for module, names in homes.items() for name in names}
     if sorted(home) != sorted(namespace["__all__"]):
@@ -27,7 +28,8 @@ def lazy_exports(package: str, homes: dict[str, list[str]]) -> tuple[Callable[[s
     def __getattr__(name: str) -> Any:
         if name not in home:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(home[name], package), name)
+        module = importlib.import_module(home[name], package)
+        value = module if home[name] == f".{name}" else getattr(module, name)
         namespace[name] = value
         return value
 

@@ -4,15 +4,16 @@ Every level also gets its *measured* stride and layout
 (:mod:`graphfeat.resolve.strides`); where the measurement disagrees with a
 recorded ``reduction`` the row says so. A file whose levels have no names gets
 the trunk candidates at each stride instead (:func:`stride_candidates`).
+:func:`stride_map` is the same analysis laid out along the trunk, for ``info --html``.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import onnx
 
-from .errors import GraphfeatError
+from .errors import GraphfeatError, first_line
 from .graph import GraphIndex, Shape
 from .levels import FeatureInfo, level_dims
 from .onnxfile import check_sane, load_skeleton, weights_loader
@@ -75,7 +76,11 @@ def feature_levels(model_or_path: onnx.ModelProto | str | os.PathLike, *,
     index = GraphIndex(_load(model_or_path))
     resolver = Resolver(index, ValueFinder(index, weights_loader(model_or_path), reference=reference, like=like))
     levels = resolver.levels()
-    analysis = _analysis(index) if levels else None
+    return _level_rows(index, resolver, levels, _analysis(index) if levels else None)
+
+
+def _level_rows(index: GraphIndex, resolver: Resolver, levels: list, analysis: Analysis | None) -> list[Level]:
+    """The rows of the resolved ``levels``, each with its stride and layout as ``analysis`` measured them."""
     measured = analysis.measured if analysis is not None else {}
     picks = _picks(resolver, analysis)
     rows = []
@@ -129,6 +134,81 @@ def stride_candidates(model_or_path: onnx.ModelProto | str | os.PathLike) -> lis
     found = [c for cands in a.by_stride.values() for c in cands] + list(a.neck.values())
     return [StrideCandidate(c.stride, c.tensor, c.op, list(c.shape), c.layout, c.deepest, c.class_token, c.source)
             for c in found]
+
+
+@dataclass
+class MapTensor:
+    """One tensor of the stride map. ``part``: ``input``, ``backbone`` (the trunk before the head), ``head``
+    (the trunk after its last strided tensor), ``neck`` (a detector neck's output) or ``branch`` (a level off
+    the trunk). ``candidate``: a strided trunk tensor before the head (``--tensors`` takes any, ``--strides``
+    the ``deepest``); ``levels``: the names of the file's levels at this tensor. ``shape`` is measured at the
+    map's ``input_shape``."""
+
+    position: int
+    tensor: str
+    op: str
+    shape: list | None
+    stride: int | None
+    layout: str | None
+    channels: int | None
+    part: str
+    candidate: bool = False
+    deepest: bool = False
+    levels: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class StrideMap:
+    """The trunk from input to head with each tensor's measured stride, a neck's outputs, and the file's levels
+    (as :func:`feature_levels` lists them). ``note`` says why ``tensors`` is empty (no image input)."""
+
+    input_shape: list | None
+    tensors: list[MapTensor]
+    levels: list[Level]
+    note: str = ""
+
+
+def stride_map(model_or_path: onnx.ModelProto | str | os.PathLike, *, reference: str | os.PathLike | None = None,
+               like: str | os.PathLike | None = None) -> StrideMap:
+    """The stride analysis ``info`` and ``cut --strides`` use, laid out along the trunk, with the file's levels
+    (``reference``/``like`` as for :func:`feature_levels`) marked where they lie."""
+    index = GraphIndex(_load(model_or_path))
+    resolver = Resolver(index, ValueFinder(index, weights_loader(model_or_path), reference=reference, like=like))
+    levels = resolver.levels()
+    try:
+        analysis = analyse(index)
+    except GraphfeatError as exc:
+        return StrideMap(None, [], _level_rows(index, resolver, levels, None), first_line(exc))
+    rows = _level_rows(index, resolver, levels, analysis)
+    tensors = _map_tensors(index, analysis, rows)
+    return StrideMap(tensors[0].shape if tensors else None, tensors, rows)
+
+
+def _map_tensors(index: GraphIndex, analysis: Analysis, rows: list[Level]) -> list[MapTensor]:
+    """The input, the trunk (backbone, then head), the neck's outputs, then any level off all of those."""
+    named: dict[str, list[str]] = {}
+    for r in rows:
+        named.setdefault(r.tensor, []).append(r.name)
+    candidates = {c.tensor: c for cands in analysis.by_stride.values() for c in cands}
+    last = max((k for k, t in enumerate(analysis.trunk) if t in candidates), default=-1)
+    image = next((t for t in index.inputs if t in analysis.measured), None)
+    placed = ([(image, "input")] if image is not None else []) + [
+        (t, "backbone" if k <= last else "head") for k, t in enumerate(analysis.trunk)]
+    placed += [(c.tensor, "neck") for c in analysis.neck.values()]
+    seen = {t for t, _ in placed}
+    placed += [(r.tensor, "branch") for r in rows if r.tensor not in seen and not seen.add(r.tensor)]
+    out = []
+    for position, (t, part) in enumerate(placed):
+        m = analysis.measured.get(t)
+        cand = analysis.neck.get(m.stride) if part == "neck" and m is not None else candidates.get(t)
+        shape = m.shape if m is not None else index.shape(t)
+        producer = index.producer.get(t)
+        out.append(MapTensor(position, t, index.op_types[producer] if producer is not None else "input",
+                             list(shape) if shape is not None else None, m.stride if m else None,
+                             m.layout if m else None, m.channels if m else None, part, cand is not None,
+                             bool(cand and cand.deepest), named.get(t, []), m.note if m else ""))
+    return out
 
 
 def feature_info(model_or_path: onnx.ModelProto | str | os.PathLike) -> FeatureInfo:

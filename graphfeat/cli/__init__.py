@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # a verb's arguments parse the same with its subparser alone; anything else (--help, a typo) gets all
     args = build_parser(argv[:1] if argv[:1] and argv[0] in VERBS else VERBS).parse_args(argv)
+    args.argv = ["graphfeat", *argv]  # the command, as a report records it
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", GraphfeatNote)

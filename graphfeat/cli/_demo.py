@@ -7,9 +7,10 @@ from pathlib import Path
 from ..errors import GraphfeatError
 from ..info import feature_levels
 from ..levels import FeatureInfo
+from ..report.text import verify_table
 from ..runtime import DEFAULT_INPUT_SIZE, export_in_worker, verify
 from ..surgery import cut_file
-from ._format import export_report, levels_table, verify_table
+from ._format import export_report, levels_table
 
 DEFAULT_DEMO_MODEL = "resnet50"
 

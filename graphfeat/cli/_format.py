@@ -1,7 +1,9 @@
 """Text the CLI prints: tables of levels, export and verify reports, with names made safe to print.
 
 Names come from the model file, which must not be able to drive the user's
-terminal, so every cell goes through :func:`printable`.
+terminal, so every cell goes through :func:`printable`; it and the verify
+table live in :mod:`graphfeat.report.text`, which the library's own assertions
+share.
 """
 from __future__ import annotations
 
@@ -9,22 +11,15 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ..levels import LevelRecord
+from ..report.text import printable
 
 if TYPE_CHECKING:  # for the hints only: `graphfeat export` needs neither onnx nor ONNX Runtime in its process
     from ..info import Level, StrideCandidate
-    from ..runtime import VerifyReport
 
 LEVEL_COLUMNS = ("index", "name", "chs", "reduction", "tensor", "shape", "resolved_by", "stride", "layout", "note")
 CANDIDATE_COLUMNS = ("stride", "tensor", "op", "shape", "layout", "deepest")
 #: shown only on a detector: where each level lies, and what `cut --strides` / `--neck` take
 DETECTOR_COLUMNS = ("source", "pick")
-
-
-def printable(text: str) -> str:
-    """``text`` with control and other non-printable characters escaped (``\\x1b``)."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c == "\n" else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _cell(v: Any) -> str:
@@ -87,25 +82,6 @@ def levels_json(rows: list[Level], candidates: list[StrideCandidate] | None = No
     """The ``--json`` document: ``{"layers": [{index, name, chs, reduction, tensor, shape, resolved_by, stride,
     layout, note}], "candidates": [{stride, tensor, op, shape, layout, deepest, class_token}]}``."""
     return {"layers": [asdict(r) for r in rows], "candidates": [asdict(c) for c in candidates or []]}
-
-
-def verify_table(report: VerifyReport) -> str:
-    """One runtime's per-level comparison, the criterion each level was judged by, and the verdict."""
-    rows = [f"{'level':<16} {'shape':<20} {'dtype':<8} {'max_abs':>10} {'max_rel':>10} {'cosine':>10} "
-            f"{'sqnr_db':>8}  {'criterion':<28} result"]
-    for m in report.levels:
-        shape = "x".join(str(d) for d in m.shape)
-        verdict = "ok" if m.ok else "FAIL" + (f" ({m.note})" if m.note else "")
-        rows.append(f"{printable(m.name):<16} {shape:<20} {m.dtype:<8} {m.max_abs:>10.2e} {m.max_rel:>10.2e} "
-                    f"{m.cosine:>10.6f} {m.sqnr:>8.1f}  {m.criterion:<28} {verdict}")
-    extra = [f"providers {', '.join(report.providers)}"] if report.providers else []
-    extra.append(f"{report.images} distinct image{'s' if report.images != 1 else ''}")
-    if report.source:
-        extra.append(f"vs {printable(report.source)}")
-    rows.append(f"{report.runtime}: {'all levels pass' if report.ok else 'FAILED'} "
-                f"(input {'x'.join(str(d) for d in report.input_shape)}; {'; '.join(extra)})")
-    rows += [f"note: {printable(n)}" for n in report.notes]
-    return "\n".join(rows)
 
 
 def export_report(r: dict) -> str:

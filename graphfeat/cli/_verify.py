@@ -5,9 +5,12 @@ import argparse
 import json
 import sys
 import warnings
+from pathlib import Path
 
-from ..runtime import DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, RUNTIMES, VerifyOptions, verify_runtimes
-from ._format import printable, verify_table
+from ..errors import GraphfeatError
+from ..report import check_report_path, printable, verify_table, write_junit, write_verify_html
+from ..runtime import (DEFAULT_MIN_COSINE, DEFAULT_MIN_SQNR, DEFAULT_RTOLS, RUNTIMES, VerifyOptions, VerifyReport,
+                       verify_runtimes)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +47,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-sqnr", type=float, default=None, metavar="DB",
                    help=f"SQNR floor in dB (default {DEFAULT_MIN_SQNR:g} for quantised levels, none otherwise)")
     p.add_argument("--json", action="store_true", help="print JSON with the figures under 'levels'")
+    p.add_argument("--html", metavar="REPORT.html",
+                   help="also write a self-contained HTML report (tables, error plot, pyramid, versions, the "
+                        "command); written when levels fail too")
+    p.add_argument("--junit-xml", metavar="FILE",
+                   help="also write JUnit XML for CI: one testsuite per runtime, one testcase per level")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +59,15 @@ def run(args: argparse.Namespace) -> int:
 
     With one runtime the JSON is that runtime's report; with several it is
     ``{"ok": ..., "runtimes": [report, ...]}``. Warnings (an inactive provider) go to stderr, one line each.
+    ``--html`` and ``--junit-xml`` are written whatever the verdict; a report path that is one of the inputs is
+    refused before anything runs.
     """
+    inputs = [args.model_path, args.reference, args.against]
+    for path, flag in ((args.html, "--html"), (args.junit_xml, "--junit-xml")):
+        if path:
+            check_report_path(path, inputs, flag=flag)
+    if args.html and args.junit_xml and Path(args.html).resolve() == Path(args.junit_xml).resolve():
+        raise GraphfeatError("--html and --junit-xml name the same file; give each its own")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         options = VerifyOptions(model=args.model, checkpoint=args.checkpoint, reference=args.reference,
@@ -68,4 +84,17 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2))
     else:
         print("\n\n".join(verify_table(r) for r in reports))
+    _write_reports(args, reports, options, inputs)
     return 0 if ok else 1
+
+
+def _write_reports(args: argparse.Namespace, reports: list[VerifyReport], options: VerifyOptions,
+                   inputs: list) -> None:
+    """The ``--html`` page and the ``--junit-xml`` file, each named on stdout (stderr under ``--json``)."""
+    written = []
+    if args.html:
+        written.append(write_verify_html(args.html, reports, options, argv=getattr(args, "argv", None)))
+    if args.junit_xml:
+        written.append(write_junit(args.junit_xml, reports, inputs))
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)

@@ -9,6 +9,7 @@ quantised level (:mod:`.precision`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,9 +19,20 @@ DEFAULT_RTOL = 1e-4
 DEGENERATE_STD = 1e-6
 
 
+class Limits(NamedTuple):
+    """The figures a level was judged by: ``max_abs <= atol + rtol * max|ref|`` (``rtol`` None: not checked),
+    ``cosine >= min_cosine`` and ``sqnr >= min_sqnr`` where given."""
+
+    rtol: float | None
+    atol: float = 0.0
+    min_cosine: float | None = None
+    min_sqnr: float | None = None
+
+
 @dataclass
 class LevelMetrics:
-    """How far one produced level is from its reference."""
+    """How far one produced level is from its reference; ``limits`` are the figures ``criterion`` states (the
+    JSON has them as that text)."""
 
     name: str
     shape: tuple
@@ -32,9 +44,11 @@ class LevelMetrics:
     sqnr: float = float("inf")
     dtype: str = ""
     criterion: str = ""
+    limits: Limits | None = None
 
     def as_dict(self) -> dict:
         d = asdict(self)
+        del d["limits"]
         d["shape"] = list(self.shape)
         if not np.isfinite(self.sqnr):  # +inf: identical outputs; -inf: no signal or non-finite output
             d["sqnr"] = None
@@ -59,11 +73,12 @@ def compare_level(name: str, actual: np.ndarray, expected: np.ndarray, rtol: flo
     reference, finite values, ``max_abs <= atol + rtol * max|expected|`` (unless ``rtol`` is None), and
     ``cosine >= min_cosine`` and ``sqnr >= min_sqnr`` where those are given. ``criterion`` is recorded."""
     expected = np.asarray(expected, dtype=np.float64)
+    limits = Limits(rtol, atol, min_cosine, min_sqnr)
     dtype = "" if actual is None else str(np.asarray(actual).dtype)
     if actual is None or tuple(actual.shape) != tuple(expected.shape):
         got = None if actual is None else tuple(actual.shape)
         return LevelMetrics(name, tuple(expected.shape), float("inf"), float("inf"), 0.0, False,
-                            f"shape {got} != expected {tuple(expected.shape)}", float("-inf"), dtype, criterion)
+                            f"shape {got} != expected {tuple(expected.shape)}", float("-inf"), dtype, criterion, limits)
     actual = np.asarray(actual, dtype=np.float64)
     scale = float(np.abs(expected).max()) if expected.size else 0.0
     diff = float(np.abs(actual - expected).max()) if expected.size else 0.0
@@ -75,7 +90,7 @@ def compare_level(name: str, actual: np.ndarray, expected: np.ndarray, rtol: flo
     args = (name, tuple(expected.shape), diff, max_rel, cosine)
     if float(expected.std()) < DEGENERATE_STD:
         return LevelMetrics(*args, False, f"reference is degenerate (std {expected.std():.2g} < {DEGENERATE_STD}); "
-                            "a comparison on it proves nothing", sqnr, dtype, criterion)
+                            "a comparison on it proves nothing", sqnr, dtype, criterion, limits)
     fails = []
     if not finite:
         fails.append("non-finite values")
@@ -87,5 +102,4 @@ def compare_level(name: str, actual: np.ndarray, expected: np.ndarray, rtol: flo
         fails.append(f"cosine {cosine:.4f} < {min_cosine:g}")
     if min_sqnr is not None and not sqnr >= min_sqnr:
         fails.append(f"SQNR {sqnr:.1f} dB < {min_sqnr:g}")
-    return LevelMetrics(*args, not fails, "; ".join(fails),
-                        sqnr, dtype, criterion)
+    return LevelMetrics(*args, not fails, "; ".join(fails), sqnr, dtype, criterion, limits)

@@ -1,7 +1,7 @@
 """The house rules, checked on the source: layers, the public boundary, and no MindSpore in the core.
 
 Layers, bottom-up (a module may import only from its own layer or below):
-errors, _lazy < levels < onnxfile < graph < resolve < surgery, info < runtime < cli.
+errors, _lazy < levels < onnxfile < graph < resolve < surgery, info < runtime < report, testing < cli.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import graphfeat
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "graphfeat"
 LAYERS = {"errors": 0, "_lazy": 0, "levels": 1, "onnxfile": 2, "graph": 3, "resolve": 4, "surgery": 5, "info": 5,
-          "runtime": 6, "cli": 7}
+          "runtime": 6, "report": 7, "testing": 7, "cli": 8}
 #: units whose ``__all__`` the rest of the project (exporters, bench, scripts) may import from
 SHARED = ("errors", "levels", "onnxfile", "graph", "resolve", "runtime", "cli")
 #: internals a script may use, and why
