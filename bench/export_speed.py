@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/export_speed.py                       # resnet50 hrnet_w32 vgg16_bn, 224 px
     .venv/bin/python bench/export_speed.py --models resnet50 --runs 2 --base 097758a
+    .venv/bin/python bench/export_speed.py --current --models resnet50 swin_tiny pvt_v2_b2   # no reference
 
 Each variant is one ``graphfeat export MODEL`` run through the worker protocol of
 its own code, in a fresh process: the reference commit is checked out into a
@@ -11,6 +12,11 @@ alternate per run, so both see the same machine load. Wall time is the whole
 export as a user waits for it (worker start, MindSpore compiles, ONNX export,
 proofs, save). The README's target: the current code at most 25% of the
 reference's time on resnet50, hrnet_w32 and vgg16_bn.
+
+``--current`` times the current tree alone and adds each export's peak memory:
+the largest resident set of any one process and of the whole process tree (the
+CLI and its export worker), sampled every 0.1 s with psutil. A full-size
+export with its proofs must fit in 8 GB.
 """
 from __future__ import annotations
 
@@ -44,6 +50,49 @@ def export_once(code_root: Path, model: str, out: Path, size: int, timeout: floa
     return seconds
 
 
+def export_measured(model: str, out: Path, size: int, timeout: float) -> tuple[float, int, int]:
+    """Wall seconds and peak RSS (one process, the whole tree) of one current ``graphfeat export``."""
+    import psutil
+
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")}
+    cmd = [sys.executable, "-m", "graphfeat", "export", model, "-o", str(out), "--input-size", str(size), str(size),
+           "--force"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    top = psutil.Process(proc.pid)
+    one = tree = 0
+    while proc.poll() is None and time.perf_counter() - t0 < timeout:
+        try:
+            rss = [p.memory_info().rss for p in [top, *top.children(recursive=True)]]
+        except psutil.Error:
+            rss = []
+        one, tree = max(one, *rss, 0), max(tree, sum(rss))
+        time.sleep(0.1)
+    err = proc.communicate(timeout=max(1.0, timeout - (time.perf_counter() - t0)))[1]
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"export {model} failed: {err.strip()[-400:]}")
+    out.unlink(missing_ok=True)
+    return seconds, one, tree
+
+
+def current_only(args: argparse.Namespace) -> int:
+    """The current tree's export time and peak memory per model, one export at a time."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="graphfeat-export-speed-") as tmp:
+        for model in args.models:
+            runs = [export_measured(model, Path(tmp) / "m.onnx", args.size, args.timeout) for _ in range(args.runs)]
+            wall = statistics.median(r[0] for r in runs)
+            one, tree = max(r[1] for r in runs), max(r[2] for r in runs)
+            print(f"  {model}: {secs(wall)}, peak {one / 2**30:.2f} GiB one process, {tree / 2**30:.2f} GiB tree",
+                  flush=True)
+            rows.append([model, secs(wall), f"{one / 2**30:.2f}", f"{tree / 2**30:.2f}",
+                         "yes" if tree < 8e9 else "no"])
+    print(f"\n### graphfeat export, {args.size} px, current code (median of {args.runs})\n")
+    print(table(["model", "wall", "peak GiB (one process)", "peak GiB (tree)", "fits 8 GB"], rows))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="*", default=MODELS)
@@ -51,8 +100,11 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=1, help="alternating runs per variant (default 1)")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--timeout", type=float, default=1800)
+    p.add_argument("--current", action="store_true", help="the current tree only, with each export's peak memory")
     args = p.parse_args()
     print(machine_note())
+    if args.current:
+        return current_only(args)
     with tempfile.TemporaryDirectory(prefix="graphfeat-export-speed-") as tmp, checkout(args.base) as base:
         rows = []
         for model in args.models:

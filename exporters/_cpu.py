@@ -16,7 +16,7 @@ Control, in order of precedence:
   the environment: left alone, whatever it says.
 * ``GRAPHFEAT_ONEDNN_ISA=auto`` (default): the rule above.
   ``GRAPHFEAT_ONEDNN_ISA=off``: no cap, oneDNN's own choice.
-  ``GRAPHFEAT_ONEDNN_ISA=<ISA>``: that cap, one of :data:`ONEDNN_ISAS`
+  ``GRAPHFEAT_ONEDNN_ISA=<ISA>``: that cap, one of `ONEDNN_ISAS`
   (e.g. ``AVX2``, ``AVX512_CORE``); an unknown value warns and falls back to
   ``auto``.
 
@@ -25,7 +25,7 @@ it), and oneDNN reads it once, at its first primitive, not at ``import mindspore
 set before the process's first oneDNN kernel (a convolution): after ``import mindspore``,
 ``set_context`` or non-oneDNN kernels (an ``Add``) it still works, after a convolution it has no
 effect. Hence ``exporters`` must be imported before the first MindSpore convolution of the process.
-:func:`isa_policy` reports what was decided and, from oneDNN itself, which ISA is in effect
+`isa_policy` reports what was decided and, from oneDNN itself, which ISA is in effect
 (``applied`` is False when the cap came too late); when MindSpore was imported before ``exporters``,
 importing ``exporters`` checks that and warns (``RuntimeWarning``) if a kernel had already run.
 """
@@ -175,7 +175,7 @@ def isa_policy(check: bool = True) -> dict:
     Keys: ``cap`` (the ``ONEDNN_MAX_CPU_ISA`` in force, None for oneDNN's own choice),
     ``source`` (``auto``, ``GRAPHFEAT_ONEDNN_ISA=...`` or the oneDNN variable that was preset),
     ``reason``, ``cpu`` (vendor and model), ``mindspore_imported_before``; with ``check``,
-    ``effective`` (oneDNN's own answer, e.g. ``"AVX2"``; see :func:`effective_isa`) and
+    ``effective`` (oneDNN's own answer, e.g. ``"AVX2"``; see `effective_isa`) and
     ``applied`` (True if oneDNN runs at or below ``cap``, False if above it -- the cap came after
     oneDNN's first kernel -- None if unknown).
     """

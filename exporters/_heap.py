@@ -11,7 +11,7 @@ for the same peak RSS (numbers: bench/README.md, "Measurements behind the code's
 The cost: freed blocks below 256 MiB stay in the heap for reuse instead of
 going back to the system at once. So the policy is applied only in the
 worker processes graphfeat starts (``exporters.worker``), which run its jobs
-and nothing else, and which call :func:`trim_heap` after each job (it returns
+and nothing else, and which call `trim_heap` after each job (it returns
 every free page whatever the thresholds) before checking their memory bound.
 A process that imports ``exporters`` (a user's script, the tests) keeps
 glibc's defaults.
@@ -51,7 +51,7 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def heap_policy() -> str:
-    """What :func:`apply_heap_policy` does here: ``"reuse"``, ``"glibc variables"``, ``"off"`` or ``"not glibc"``."""
+    """What `apply_heap_policy` does here: ``"reuse"``, ``"glibc variables"``, ``"off"`` or ``"not glibc"``."""
     if _libc() is None:
         return "not glibc"
     if any(v in os.environ for v in GLIBC_VARIABLES):
@@ -61,7 +61,7 @@ def heap_policy() -> str:
 
 def apply_heap_policy() -> str:
     """Set glibc's mmap and trim thresholds so that large buffers are reused (see the module's text);
-    returns :func:`heap_policy`."""
+    returns `heap_policy`."""
     policy = heap_policy()
     if policy == "reuse":
         libc = _libc()

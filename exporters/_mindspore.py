@@ -1,12 +1,12 @@
-"""Import MindSpore quietly and set the CPU graph-mode context once; :func:`eager` for one-off runs, :func:`compiled`
+"""Import MindSpore quietly and set the CPU graph-mode context once; `eager` for one-off runs, `compiled`
 for a block that must run GRAPH_MODE.
 
-Before the import, :mod:`._cpu` caps oneDNN's CPU ISA where MindSpore's
+Before the import, `_cpu` caps oneDNN's CPU ISA where MindSpore's
 convolutions would otherwise crawl (``GRAPHFEAT_ONEDNN_ISA``; see
 ``exporters/_cpu.py``, and ``isa_policy()`` for what was decided).
 
 It also compiles ``x += y`` on tensors as ``Add``, not ``InplaceAddExt``
-(:func:`augassign_out_of_place`): MindSpore 2.10's ONNX exporter has no
+(`augassign_out_of_place`): MindSpore 2.10's ONNX exporter has no
 converter for ``InplaceAddExt``, which its GRAPH_MODE makes of every tensor
 ``+=`` (MindCV's ResNet, ResNeSt and EfficientNet blocks: ``out += identity``).
 """
@@ -60,7 +60,7 @@ def augassign_out_of_place() -> None:
     change only where the augmented tensor is aliased and read again (the
     in-place update would show through the alias); a residual ``out += identity``
     on a fresh ``out`` gives the same values either way. The export's own
-    reference runs in this process, eagerly (:func:`eager`), where a tensor ``+=``
+    reference runs in this process, eagerly (`eager`), where a tensor ``+=``
     is not compiled at all;
     ``tests/exporters/test_mindcv.py`` checks MindCV's ``+=`` families against
     MindCV run at MindSpore's default, in place, in another process.
@@ -122,13 +122,13 @@ def eager() -> AbstractContextManager[None]:
 
 
 def compiled() -> AbstractContextManager[None]:
-    """Run MindSpore in GRAPH_MODE inside the block, then restore the mode (the inverse of :func:`eager`)."""
+    """Run MindSpore in GRAPH_MODE inside the block, then restore the mode (the inverse of `eager`)."""
     return _in_mode(ms.GRAPH_MODE)
 
 
 def release_memory() -> None:
     """Free what finished work left: unreachable objects, MindSpore's compiled graphs and runtime memory
-    (``mindspore.ms_memory_recycle``), and the C heap's free pages (:func:`._heap.trim_heap`; without it,
+    (``mindspore.ms_memory_recycle``), and the C heap's free pages (`_heap.trim_heap`; without it,
     freed weights stay in the process's resident set)."""
     import gc
 

@@ -7,14 +7,14 @@ deep, and holds its levels in one of three ways: one top-level cell per level
 (scenario 2), or a rewritten feature class marked ``is_rewritten = True`` whose
 ``construct`` returns one tensor per entry (scenario 3). MindCV's classifiers
 follow it. A features-only cell made by ``create_model(..., features_only=True)``
-(a :class:`~exporters.features.FeatureExtractWrapper`) is accepted as it is.
+(a [`FeatureExtractWrapper`][exporters.FeatureExtractWrapper]) is accepted as it is.
 
-:func:`prepare_cell` turns such a cell into what the export needs: the network
+`prepare_cell` turns such a cell into what the export needs: the network
 to export, the all-levels feature model that gives the expected levels, and
-which levels the file records. :func:`exportable_copy` gives the network the
+which levels the file records. `exportable_copy` gives the network the
 ONNX export compiles: layers MindSpore's ONNX exporter cannot convert
-(:data:`EXPORTABLE_SUBSTITUTES`) replaced, in a copy, by cells computing the
-same values. :func:`build_from_factory` imports and calls a
+(`EXPORTABLE_SUBSTITUTES`) replaced, in a copy, by cells computing the
+same values. `build_from_factory` imports and calls a
 ``package.module:factory`` for ``graphfeat export --cell``.
 """
 from __future__ import annotations
@@ -104,7 +104,7 @@ def parameter_names_kept(cell: nn.Cell) -> Iterator[None]:
 
 @dataclass
 class PreparedCell:
-    """What :func:`prepare_cell` gives the export."""
+    """What `prepare_cell` gives the export."""
 
     net: nn.Cell              # what is exported: the classifier, or a features-only cell
     feature_model: nn.Cell    # returns a tuple of levels
@@ -114,7 +114,7 @@ class PreparedCell:
     features_only: bool       # the export has no classifier output
     label: str                # ``module:QualName``
     export_net: nn.Cell | None = None  # what the ONNX export compiles: ``net``, or its copy with substitutes
-    substitutions: list[dict] = field(default_factory=list)  # what :func:`exportable_copy` replaced
+    substitutions: list[dict] = field(default_factory=list)  # what `exportable_copy` replaced
 
 
 def class_label(cls: type) -> str:
@@ -142,7 +142,7 @@ def _copy_with_children(cell: nn.Cell, children: dict[str, nn.Cell]) -> nn.Cell:
 
 
 def exportable_copy(net: nn.Cell, names_from: nn.Cell | None = None) -> tuple[nn.Cell, list[dict]]:
-    """``(net, [])``, or a copy of ``net`` in which every :data:`EXPORTABLE_SUBSTITUTES` layer is replaced,
+    """``(net, [])``, or a copy of ``net`` in which every `EXPORTABLE_SUBSTITUTES` layer is replaced,
     and the substitutions: ``[{"replaced": class, "with": class, "cells": [path, ...]}]``.
 
     Only the cells on the path from the root to a replaced layer are copied; every other cell and every
@@ -185,8 +185,8 @@ def prepare_cell(cell: Any, features_only: bool = False, out_indices: Iterable[i
     ``out_indices`` selecting the levels) and its levels come from the feature
     wrapper over the same cell, so from the same weights. A rewritten feature
     class (scenario 3) and a features-only wrapper are exported as features-only.
-    The cell's parameter names are kept (see :func:`parameter_names_kept`). What is exported is
-    :func:`exportable_copy` of that network; the levels and outputs that prove it are the cell's own.
+    The cell's parameter names are kept (see `parameter_names_kept`). What is exported is
+    `exportable_copy` of that network; the levels and outputs that prove it are the cell's own.
     """
     if isinstance(cell, FeatureExtractWrapper):
         if out_indices is not None:

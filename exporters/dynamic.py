@@ -1,14 +1,14 @@
 """Free the input's height and width in an exported graph (``export --dynamic-size``).
 
 MindSpore's exporter bakes the probe's shape into constant ``Reshape`` targets
-and ``Resize`` sizes, as it bakes in the batch. :func:`free_spatial` rewrites
+and ``Resize`` sizes, as it bakes in the batch. `free_spatial` rewrites
 them the way ``_free_batch_in_reshapes`` / ``_free_batch_in_resizes`` free the
 batch: a Reshape target copies the leading dims it keeps from its input (``0``)
 and merges the rest with ``-1``; a Resize with constant ``sizes`` resizes by
 ``scales`` (output / input at the probe) instead. The export then proves the
 file against MindSpore at a second size; what this pass cannot free (a Slice
 with constant ends, a Reshape that splits a spatial dimension) fails that proof,
-and :func:`size_suspects` names the nodes that are the likely reason.
+and `size_suspects` names the nodes that are the likely reason.
 
 The input and output dims are declared here, not with ``onnx.tools.update_model_dims``:
 that helper cannot leave a dim open without inventing a name for it (the outputs'
@@ -150,7 +150,7 @@ def free_spatial(model: onnx.ModelProto, probe: np.ndarray, input_name: str) -> 
 
 
 def _scalable_target(model: onnx.ModelProto, node: onnx.NodeProto, plan: tuple, rank: int) -> list[onnx.NodeProto]:
-    """Point the Reshape ``node`` at a target built by ``plan`` (:func:`_plan_target`): a constant when it only
+    """Point the Reshape ``node`` at a target built by ``plan`` (`_plan_target`): a constant when it only
     keeps the input's leading dims, else nodes (returned, to go before ``node``) that read the dims at run time."""
     head, p, middle, t, _ = plan
     src, init = node.input[0], model.graph.initializer

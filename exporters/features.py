@@ -56,7 +56,7 @@ def _require_feature_info(net: nn.Cell) -> list[dict]:
 class FeatureExtractWrapper(nn.Cell):
     """Wrap ``net`` so that it returns a tuple of the levels selected by ``out_indices``.
 
-    ``feature_info`` on the wrapper is a :class:`FeatureInfo` over the selected
+    ``feature_info`` on the wrapper is a [`FeatureInfo`][graphfeat.FeatureInfo] over the selected
     levels. ``renamed`` maps old top-level names to flattened ones (scenario 2).
     """
 

@@ -50,7 +50,7 @@ def build_model_with_cfg(
     and the BatchNorm calibration (MindSpore's default weights remain): a cheap
     way to read a model's structure and ``feature_info``, or to build a model
     whose every weight then comes from a checkpoint (cheaper still inside
-    :func:`.init.deferred_parameters`, which draws a parameter's default values
+    `init.deferred_parameters`, which draws a parameter's default values
     only when it is read). With ``init`` the model is always built deferred:
     the seeded weights replace every draw.
     """

@@ -8,12 +8,12 @@ the depth: a comparison between runtimes then works on real signal, not on
 are not conv, dense or norm weights (layer scales, for example), and
 ``init_after_calibration()`` to adjust what calibration produced.
 
-Initialisation is deterministic for a given seed, so :func:`seeded_weights`
+Initialisation is deterministic for a given seed, so `seeded_weights`
 memoises it per model configuration: building the same model with the same
 seed again (a classifier and its feature model, say) skips the calibration.
 
 A model that gets seeded weights (or a checkpoint's) is built inside
-:func:`deferred_parameters`: MindSpore's own initialisers, whose draws the
+`deferred_parameters`: MindSpore's own initialisers, whose draws the
 seeded pass replaces, then never run (a large share of a big model's build;
 bench/README.md, "Measurements behind the code's rules").
 """
@@ -56,7 +56,7 @@ def deferred_parameters(defer: bool = True) -> "AbstractContextManager[None]":
     return no_init_parameters()
 
 
-#: normals drawn per call by :func:`_normal`
+#: normals drawn per call by `_normal`
 _CHUNK = 1 << 22
 
 
@@ -156,7 +156,7 @@ def seeded_weights(model: nn.Cell, key: tuple, seed: int | None, in_channels: in
 
     A model whose parameters are a subset of a cached model's under the same
     key (a rewritten feature class after its classifier) takes them from the
-    cache: the separate random streams of :func:`init_weights` give it the same
+    cache: the separate random streams of `init_weights` give it the same
     weights, and calibration the same statistics, as the classifier's.
     """
     if seed is None:
@@ -177,7 +177,7 @@ def seeded_weights(model: nn.Cell, key: tuple, seed: int | None, in_channels: in
 
 
 def clear_weights_cache() -> None:
-    """Forget the seeded weights :func:`seeded_weights` keeps (a long-lived process between unrelated models)."""
+    """Forget the seeded weights `seeded_weights` keeps (a long-lived process between unrelated models)."""
     _WEIGHTS_CACHE.clear()
 
 

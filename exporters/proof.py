@@ -2,10 +2,10 @@
 
 The export runs the MindSpore feature wrapper and the ONNX graph on the same
 seeded probe input; a level's tensor is the first one in node order whose
-values equal the level within tolerance (:func:`match_levels`). Run on the file
+values equal the level within tolerance (`match_levels`). Run on the file
 as it will be saved, the match is also the proof of its record: the values it
-returns are checked by :func:`check_levels`, and its session runs the other proofs.
-:func:`prove_levels` checks a record again on a model of its own.
+returns are checked by `check_levels`, and its session runs the other proofs.
+`prove_levels` checks a record again on a model of its own.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def candidate_tensors(model: onnx.ModelProto, shapes: Iterable[tuple],
 
 @dataclass
 class LevelMatch:
-    """What :func:`match_levels` found, and the ONNX Runtime session it ran."""
+    """What `match_levels` found, and the ONNX Runtime session it ran."""
 
     tensors: list[str]  #: the tensor of each level, in the levels' order
     values: dict[str, np.ndarray]  #: every exposed tensor's value on the feeds
@@ -121,7 +121,7 @@ def prove_levels(model: onnx.ModelProto, feeds: dict[str, np.ndarray], tensors: 
 
 def check_levels(values: dict[str, np.ndarray], tensors: Sequence[str], expected: Sequence[np.ndarray],
                  names: Sequence[str], rtol: float = DEFAULT_RTOL) -> list[LevelMetrics]:
-    """:func:`prove_levels` on values already computed (``values[tensor]``, one runtime run)."""
+    """`prove_levels` on values already computed (``values[tensor]``, one runtime run)."""
     metrics = [compare_level(n, values[t], e, rtol) for n, t, e in zip(names, tensors, expected)]
     bad = [f"'{m.name}' -> tensor '{t}' (max rel err {m.max_rel:.3g}{'; ' + m.note if m.note else ''})"
            for m, t in zip(metrics, tensors) if not m.ok]

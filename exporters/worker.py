@@ -106,7 +106,7 @@ def _serve(max_rss_mb: float) -> None:
 
 def configure_process() -> None:
     """Settings for a process that graphfeat started for its jobs, and that nobody else's code shares:
-    glibc reuses large freed buffers (:mod:`._heap`; ``GRAPHFEAT_HEAP=off`` keeps glibc's defaults)."""
+    glibc reuses large freed buffers (`_heap`; ``GRAPHFEAT_HEAP=off`` keeps glibc's defaults)."""
     from ._heap import apply_heap_policy
 
     apply_heap_policy()

@@ -6,11 +6,11 @@ removes the rest; ``graphfeat.feature_info`` lists the layers a model offers;
 ``graphfeat.FeaturePyramid`` runs them at deploy time. This package needs only
 onnx, networkx, numpy and onnxruntime, and never imports MindSpore.
 
-The public API is :data:`__all__`, each name imported on first use (:mod:`._lazy`). The layers underneath, bottom-up:
-:mod:`.errors`, :mod:`.levels`, :mod:`.onnxfile` (file), :mod:`.graph`,
-:mod:`.resolve` (names), :mod:`.surgery` and :mod:`.info` (verbs),
-:mod:`.runtime` (run), :mod:`.report` (HTML and JUnit reports) and
-:mod:`.testing` (``assert_pyramid_close``, for users' CI), :mod:`.cli`. A
+The public API is `__all__`, each name imported on first use (`_lazy`). The layers underneath, bottom-up:
+`errors`, `levels`, `onnxfile` (file), `graph`,
+`resolve` (names), `surgery` and `info` (verbs),
+`runtime` (run), `report` (HTML and JUnit reports) and
+`testing` (``assert_pyramid_close``, for users' CI), `cli`. A
 module imports only from layers below its own. Each subpackage's ``__all__``
 lists the names shared with the rest of the project (``exporters``, ``bench``,
 tests); the modules inside a subpackage are private to graphfeat.

@@ -4,7 +4,7 @@
 should start before onnx, networkx and ONNX Runtime are imported into the
 parent (their import is a noticeable share of a short command), which a
 package ``__init__`` importing every layer would force. A package lists its names in ``__all__`` and the module each lives
-in, and :func:`lazy_exports` gives it the module-level ``__getattr__`` and
+in, and `lazy_exports` gives it the module-level ``__getattr__`` and
 ``__dir__`` that import the home module when the name is first used.
 """
 from __future__ import annotations

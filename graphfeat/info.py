@@ -1,10 +1,10 @@
 """``graphfeat info``: the feature layers a model offers, as ``graphfeat cut`` sees them.
 
 Every level also gets its *measured* stride and layout
-(:mod:`graphfeat.resolve.strides`); where the measurement disagrees with a
+(`graphfeat.resolve.strides`); where the measurement disagrees with a
 recorded ``reduction`` the row says so. A file whose levels have no names gets
-the trunk candidates at each stride instead (:func:`stride_candidates`).
-:func:`stride_map` is the same analysis laid out along the trunk, for ``info --html``.
+the trunk candidates at each stride instead (`stride_candidates`).
+`stride_map` is the same analysis laid out along the trunk, for ``info --html``.
 """
 from __future__ import annotations
 
@@ -66,9 +66,9 @@ def feature_levels(model_or_path: onnx.ModelProto | str | os.PathLike, *,
     """The model's feature layers: from its graphfeat metadata, else resolved structurally.
 
     Structural rows take ``chs``/``reduction`` from inferred NCHW shapes when
-    they are static, else None (see :func:`graphfeat.levels.level_dims`).
+    they are static, else None (see `graphfeat.levels.level_dims`).
     A level whose recorded tensor a tool renamed is found again by value (its
-    fingerprint, or ``reference``/``like``: see :func:`graphfeat.cut`); its row
+    fingerprint, or ``reference``/``like``: see [`graphfeat.cut`][graphfeat.cut]); its row
     says ``resolved_by`` ``fingerprint`` or ``reference``. A recorded level
     that cannot be found (fused away, ambiguous, stale without a fingerprint)
     is a GraphfeatError naming it, as for the cut.
@@ -161,7 +161,7 @@ class MapTensor:
 @dataclass
 class StrideMap:
     """The trunk from input to head with each tensor's measured stride, a neck's outputs, and the file's levels
-    (as :func:`feature_levels` lists them). ``note`` says why ``tensors`` is empty (no image input)."""
+    (as [`feature_levels`][graphfeat.feature_levels] lists them). ``note`` says why ``tensors`` is empty (no image input)."""
 
     input_shape: list | None
     tensors: list[MapTensor]
@@ -172,7 +172,7 @@ class StrideMap:
 def stride_map(model_or_path: onnx.ModelProto | str | os.PathLike, *, reference: str | os.PathLike | None = None,
                like: str | os.PathLike | None = None) -> StrideMap:
     """The stride analysis ``info`` and ``cut --strides`` use, laid out along the trunk, with the file's levels
-    (``reference``/``like`` as for :func:`feature_levels`) marked where they lie."""
+    (``reference``/``like`` as for [`feature_levels`][graphfeat.feature_levels]) marked where they lie."""
     index = GraphIndex(_load(model_or_path))
     resolver = Resolver(index, ValueFinder(index, weights_loader(model_or_path), reference=reference, like=like))
     levels = resolver.levels()
@@ -212,7 +212,7 @@ def _map_tensors(index: GraphIndex, analysis: Analysis, rows: list[Level]) -> li
 
 
 def feature_info(model_or_path: onnx.ModelProto | str | os.PathLike) -> FeatureInfo:
-    """A :class:`FeatureInfo` of the model's feature layers (all selected).
+    """A [`FeatureInfo`][graphfeat.FeatureInfo] of the model's feature layers (all selected).
 
     Raises GraphfeatError when a layer's channels or reduction are unknown
     (``graphfeat info`` shows which).

@@ -4,7 +4,7 @@
 ONNX side alike, so both answer the same questions the same way.
 
 ``graphfeat export`` and ``graphfeat cut`` store one JSON value under
-:data:`METADATA_KEY`, built by :func:`build_record` (the only builder)::
+[`METADATA_KEY`][graphfeat.METADATA_KEY], built by `build_record` (the only builder)::
 
     {
       "schema": 1,
@@ -23,12 +23,12 @@ ONNX side alike, so both answer the same questions the same way.
 renumbers ``index`` and keeps the original position as ``source_index``; it
 also points ``tensor`` at the new graph output name.
 
-A level is typed as a :class:`LevelRecord`: :func:`record_levels` reads a
-record's levels (:meth:`LevelRecord.from_dict`, the one reader) and
-:func:`build_record` writes them (:meth:`LevelRecord.to_dict`, the one
+A level is typed as a `LevelRecord`: `record_levels` reads a
+record's levels (`LevelRecord.from_dict`, the one reader) and
+`build_record` writes them (`LevelRecord.to_dict`, the one
 writer), so a level read and written back is the same JSON.
 
-This module imports only :mod:`graphfeat.errors` (and json; onnx for the
+This module imports only `graphfeat.errors` (and json; onnx for the
 hints only, so the CLI's text formatting can read levels without onnx).
 """
 from __future__ import annotations
@@ -202,7 +202,7 @@ def level_dims(shape: list | None, input_shape: list | None) -> tuple[int | None
 
 
 def _typed(*types: type, required: bool = False) -> Any:
-    """A field of :class:`LevelRecord` whose JSON value must be one of ``types`` (bool never counts as a number)."""
+    """A field of `LevelRecord` whose JSON value must be one of ``types`` (bool never counts as a number)."""
     if required:
         return field(metadata={"types": types})
     return field(default=None, metadata={"types": types})
@@ -217,8 +217,8 @@ class LevelRecord:
     but graphfeat does not interpret: keys it does not know (a newer writer's),
     and a known field whose value is not of the field's type (that field then
     reads as None). ``order`` is the order of the level's keys in its JSON
-    object: as read, or as given to :meth:`of` and :meth:`updated`; it does not
-    take part in equality. :meth:`to_dict` writes exactly those keys in that
+    object: as read, or as given to `of` and `updated`; it does not
+    take part in equality. `to_dict` writes exactly those keys in that
     order, so a level read and written back is the same JSON, and a field
     never given is omitted.
     """
@@ -306,7 +306,7 @@ def record_levels(record: Mapping[str, Any] | None, where: str = f"'{METADATA_KE
     """The typed levels of a metadata record, shallow to deep; none for no record.
 
     GraphfeatError if ``levels`` is not a list or a level is malformed
-    (:meth:`LevelRecord.from_dict`); ``where`` names the record in the message.
+    (`LevelRecord.from_dict`); ``where`` names the record in the message.
     """
     if record is None:
         return []
@@ -374,7 +374,7 @@ def read_metadata(model: onnx.ModelProto) -> dict[str, Any] | None:
 
 
 def write_metadata(model: onnx.ModelProto, record: dict[str, Any]) -> None:
-    """Store ``record`` under :data:`METADATA_KEY`, replacing any previous one."""
+    """Store ``record`` under [`METADATA_KEY`][graphfeat.METADATA_KEY], replacing any previous one."""
     _validate(record)
     _remove_keys(model, (METADATA_KEY,))
     _put_json(model, METADATA_KEY, record)
@@ -393,7 +393,7 @@ def _validate(record: Any) -> None:
 
 
 def read_partial_metadata(model: onnx.ModelProto) -> dict[str, Any] | None:
-    """The partial record (:data:`PARTIAL_KEY`) of ``model``, or ``None``."""
+    """The partial record (`PARTIAL_KEY`) of ``model``, or ``None``."""
     record = _read_json(model, PARTIAL_KEY)
     if record is None:
         return None
@@ -404,8 +404,8 @@ def read_partial_metadata(model: onnx.ModelProto) -> dict[str, Any] | None:
 
 
 def write_feature_record(model: onnx.ModelProto, record: dict[str, Any]) -> str:
-    """Store ``record`` under :data:`METADATA_KEY` if it is a valid FeatureInfo, else under
-    :data:`PARTIAL_KEY`; remove the other key. Returns the key used."""
+    """Store ``record`` under [`METADATA_KEY`][graphfeat.METADATA_KEY] if it is a valid FeatureInfo, else under
+    `PARTIAL_KEY`; remove the other key. Returns the key used."""
     try:
         _validate(record)
         key = METADATA_KEY
@@ -417,7 +417,7 @@ def write_feature_record(model: onnx.ModelProto, record: dict[str, Any]) -> str:
 
 
 def read_feature_record(model: onnx.ModelProto) -> tuple[dict[str, Any] | None, bool]:
-    """``(record, complete)``: the :data:`METADATA_KEY` record, else the :data:`PARTIAL_KEY` one, else None.
+    """``(record, complete)``: the [`METADATA_KEY`][graphfeat.METADATA_KEY] record, else the `PARTIAL_KEY` one, else None.
 
     Any malformed value (bad JSON, JSON nested too deep or with numbers too
     long for Python) is a GraphfeatError; callers read the record through here.

@@ -1,9 +1,9 @@
 """``graphfeat cut``: keep a model's feature layers as its outputs, drop the rest.
 
-Data flows one way: load (:mod:`graphfeat.onnxfile`), resolve names
-(:mod:`graphfeat.resolve`), edit the outputs, clean up, check and type the
-outputs (:mod:`graphfeat.graph`), record the kept levels
-(:mod:`graphfeat.levels`), save.
+Data flows one way: load (`graphfeat.onnxfile`), resolve names
+(`graphfeat.resolve`), edit the outputs, clean up, check and type the
+outputs (`graphfeat.graph`), record the kept levels
+(`graphfeat.levels`), save.
 
 The record lists exactly the kept levels, renumbered, with ``tensor`` = the
 output name and ``source_index`` = the level's original position. Levels
@@ -72,8 +72,8 @@ def gc_paused():
 
 @dataclass(frozen=True)
 class CutOptions:
-    """What a cut keeps, and how (see :func:`cut`): exactly one of ``layers``, ``indices``, ``tensors`` and
-    ``strides``; ``neck`` with ``strides``; ``layout`` for ``strides`` levels (one of :data:`LAYOUT_CHOICES`);
+    """What a cut keeps, and how (see [`cut`][graphfeat.cut]): exactly one of ``layers``, ``indices``, ``tensors`` and
+    ``strides``; ``neck`` with ``strides``; ``layout`` for ``strides`` levels (one of `LAYOUT_CHOICES`);
     ``keep_outputs``; at most one of ``reference`` and ``like`` to find levels by value."""
 
     layers: Sequence[str] | None = None
@@ -98,12 +98,12 @@ def cut(model_or_path: onnx.ModelProto | str | os.PathLike, options: CutOptions 
         **fields: Any) -> onnx.ModelProto:
     """Return a copy of the model whose outputs are the requested feature layers.
 
-    ``options`` (a :class:`CutOptions`) or its fields as keywords. Give exactly one of ``layers`` (module names such as ``layer1`` or
+    ``options`` (a [`CutOptions`][graphfeat.CutOptions]) or its fields as keywords. Give exactly one of ``layers`` (module names such as ``layer1`` or
     ``features.3``), ``indices`` (positions in the model's feature levels, as
     ``out_indices``: negative counts from the end), ``tensors`` (tensor
     names, kept in the given order and named as they are) or ``strides``
     (``[4, 8, 16, 32]``: one level per stride, measured, see
-    :mod:`graphfeat.resolve.strides`; outputs ``stride4``, ...; on a detector
+    `graphfeat.resolve.strides`; outputs ``stride4``, ...; on a detector
     the backbone's levels, or with ``neck`` the tensors its neck hands the heads). Layers become
     outputs named after them, shallow to deep; the original outputs are
     dropped unless ``keep_outputs``; everything no output needs is removed;
@@ -113,11 +113,11 @@ def cut(model_or_path: onnx.ModelProto | str | os.PathLike, options: CutOptions 
 
     A path is loaded without its weights (external or embedded); the tensors
     the result still needs are then read into the returned proto (use
-    :func:`cut_file` for models too large for memory). An in-memory model is
+    [`cut_file`][graphfeat.cut_file] for models too large for memory). An in-memory model is
     not modified.
 
     A level whose recorded tensor a deployment tool renamed or replaced is
-    found again by value (:mod:`graphfeat.resolve.fingerprint`): by the
+    found again by value (`graphfeat.resolve.fingerprint`): by the
     fingerprints the export recorded, or against ``reference`` (the export's
     ``.npz``) or ``like`` (the original ``.onnx``), which also supply the
     levels of a file whose metadata was dropped. This adds one forward pass
@@ -150,10 +150,10 @@ def default_output(src: Path) -> Path:
 def cut_file(src: str | os.PathLike, dst: str | os.PathLike | None = None, options: CutOptions | None = None, *,
              force: bool = False, **fields: Any) -> Path:
     """Cut the model at ``src`` and write it to ``dst`` (default ``MODEL.features.onnx``); ``options`` or its
-    fields as keywords, as for :func:`cut`.
+    fields as keywords, as for [`cut`][graphfeat.cut].
 
     Weights are never read into memory: embedded ones are streamed from
-    ``src`` into their place in ``dst`` (:mod:`graphfeat.onnxfile.wire`), external
+    ``src`` into their place in ``dst`` (`graphfeat.onnxfile.wire`), external
     ones referenced in place (same directory) or their byte ranges streamed
     into ``<dst>.data``.
     The input and an existing ``dst`` are only overwritten with ``force``;
@@ -172,7 +172,7 @@ def cut_file(src: str | os.PathLike, dst: str | os.PathLike | None = None, optio
 
 def cut_model(model: onnx.ModelProto, options: CutOptions | None = None, *,
               load_full: Callable[[], onnx.ModelProto] | None = None, **fields: Any) -> list[Resolution]:
-    """Cut ``model`` in place (see :func:`cut`); return the kept levels' resolutions in output order.
+    """Cut ``model`` in place (see [`cut`][graphfeat.cut]); return the kept levels' resolutions in output order.
 
     ``load_full`` returns the model with its weights, for the one ONNX Runtime run that finds
     renamed levels by value; by default ``model`` itself (then it must hold its weights)."""
@@ -180,7 +180,7 @@ def cut_model(model: onnx.ModelProto, options: CutOptions | None = None, *,
 
 
 def _cut_model(model: onnx.ModelProto, opts: CutOptions, load_full) -> tuple[list[Resolution], TensorSizes]:
-    """:func:`cut_model`, and the result's :func:`~graphfeat.onnxfile.tensor_sizes` (for its save)."""
+    """[`cut_model`][graphfeat.cut_model], and the result's `tensor_sizes` (for its save)."""
     layers, indices, tensors, strides = opts.layers, opts.indices, opts.tensors, opts.strides
     layout, neck = opts.layout, opts.neck
     if layout not in LAYOUT_CHOICES:
@@ -222,7 +222,7 @@ def _declared_types(model: onnx.ModelProto, pairs) -> dict[str, onnx.TypeProto]:
 def _shared_inference(index: GraphIndex, pairs) -> dict[str, onnx.TypeProto] | None:
     """Output name -> the input's inferred type of its source, when the input passed a strict inference
     already run on ``index`` (the stride analysis, ``levels()``); see the rule in
-    :func:`graphfeat.graph.check_model`. ``index`` must be the input's: a cut that adds conversion
+    `graphfeat.graph.check_model`. ``index`` must be the input's: a cut that adds conversion
     nodes rebuilds it, and the new index has inferred nothing."""
     types = index.checked_types()
     if types is None or any(src not in types for _, src in pairs):

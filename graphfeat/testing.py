@@ -1,11 +1,11 @@
 """Assertions for a user's own CI: ``assert_pyramid_close`` is to a feature file what ``assert_allclose`` is to
 an array.
 
-It runs :func:`graphfeat.runtime.verify_runtimes` and raises ``AssertionError``
+It runs `graphfeat.runtime.verify_runtimes` and raises ``AssertionError``
 (a test failure, not an error in the test) when a level differs, with the
 per-level table as the message so the CI log shows which level and by how
 much. Bad input (a file without levels, a reference for another model) stays
-a :class:`graphfeat.GraphfeatError`: that is a broken test, not a failed one.
+a [`graphfeat.GraphfeatError`][graphfeat.GraphfeatError]: that is a broken test, not a failed one.
 """
 from __future__ import annotations
 
@@ -53,13 +53,13 @@ def assert_pyramid_close(model: str | os.PathLike | onnx.ModelProto, reference: 
 
     ``model``: a file written by ``graphfeat cut`` or ``export`` (a path, or its ModelProto with the weights
     inside). ``reference``: the ``.npz`` of ``graphfeat export --reference``, or the original ``.onnx`` the
-    file was made from (as ``verify --against``). Tolerances as :func:`graphfeat.runtime.verify_runtimes`
+    file was made from (as ``verify --against``). Tolerances as `graphfeat.runtime.verify_runtimes`
     (None: each level's precision's default); ``runtime`` one name or several; ``options`` the other fields
-    of :class:`graphfeat.runtime.VerifyOptions` (``batch``, ``input_size``, ``seed``, ``providers``).
+    of `graphfeat.runtime.VerifyOptions` (``batch``, ``input_size``, ``seed``, ``providers``).
 
-    Returns the :class:`graphfeat.runtime.VerifyReport` (a list for several runtimes) when all levels pass;
+    Returns the `graphfeat.runtime.VerifyReport` (a list for several runtimes) when all levels pass;
     raises ``AssertionError`` whose message is the per-level table of each runtime, the failing levels
-    marked ``FAIL``. Bad input raises :class:`graphfeat.GraphfeatError`.
+    marked ``FAIL``. Bad input raises [`graphfeat.GraphfeatError`][graphfeat.GraphfeatError].
     """
     runtimes = [runtime] if isinstance(runtime, str) else list(runtime)
     fields = dict(options, rtol=rtol, atol=atol, min_cosine=min_cosine, min_sqnr=min_sqnr)

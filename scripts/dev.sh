@@ -29,7 +29,7 @@ shift || true
 case "$cmd" in
     main) setup "$VENV" mindspore,test,plot,openvino,toolchain,mindcv; exec "$VENV/bin/graphfeat" demo "$@" ;;
     test)
-        setup .venv-core test
+        setup .venv-core test,docs
         # one pytest-xdist worker per core, at most 4 (in the second suite each holds its own MindSpore,
         # ~1-3 GB); GRAPHFEAT_TEST_WORKERS=0 runs the tests in pytest's own process
         workers=${GRAPHFEAT_TEST_WORKERS:-$(n=$(nproc); echo $(( n < 4 ? n : 4 )))}

@@ -1,6 +1,6 @@
 """HRNet (scenario 3: a rewritten feature class), MindCV parameter names.
 
-``features_only`` builds :class:`HRNetFeatures`, whose ``construct`` returns
+``features_only`` builds `HRNetFeatures`, whose ``construct`` returns
 the stem activation (``stem``, 64 channels at stride 2) and the outputs of the
 four incremental modules (``stage1``..``stage4``: 128, 256, 512 and 1024
 channels at strides 4 to 32), whatever the width. The names are MindCV's level
@@ -236,7 +236,7 @@ class HRNet(nn.Cell):
         return self.forward_head(self.forward_features(x))
 
     def feature_view(self) -> nn.Cell:
-        """The levels of :class:`HRNetFeatures`, computed by this classifier's own cells (its head unused):
+        """The levels of `HRNetFeatures`, computed by this classifier's own cells (its head unused):
         what ``create_model(..., features_only=True)`` returns for the same weights, without building the
         network a second time. The export's reference runs use it."""
         return levels_view(self, _feature_info())

@@ -220,7 +220,7 @@ class MobileViTBlock(nn.Cell):
         return ops.transpose(x, (0, 3, 2, 1))
 
     def folding(self, x: Tensor, size: tuple) -> Tensor:
-        """``(B, P, N, C)`` -> ``(B, C, H, W)`` for the map of ``size`` (H, W) that :meth:`unfolding` took."""
+        """``(B, P, N, C)`` -> ``(B, C, H, W)`` for the map of ``size`` (H, W) that `unfolding` took."""
         c = x.shape[3]
         h, w = size
         new_h = int(math.ceil(h / self.patch_h) * self.patch_h)

@@ -7,7 +7,7 @@ and a depthwise-conv MLP (``block_list.<i>.<j>``) and a LayerNorm
 (``norm_list.<i>``); the head averages the last stage's tokens. The cells and
 parameter names are MindCV's, so a MindCV checkpoint loads by exact names.
 
-``features_only`` builds :class:`PyramidVisionTransformerV2Features`, whose
+``features_only`` builds `PyramidVisionTransformerV2Features`, whose
 ``construct`` returns each stage's output after its norm (``norm_list.0`` ..
 ``norm_list.3``, strides 4, 8, 16, 32) as an NCHW map ``(B, C, H, W)``.
 
@@ -181,7 +181,7 @@ class StageNorm(nn.LayerNorm):
 
 
 class PyramidVisionTransformerV2(nn.Cell):
-    """MindCV's PVTv2 classifier; see :class:`PyramidVisionTransformerV2Features` for the levels."""
+    """MindCV's PVTv2 classifier; see `PyramidVisionTransformerV2Features` for the levels."""
 
     def __init__(self, in_channels: int = 3, num_classes: int = 1000, embed_dims: Sequence[int] = (64, 128, 256, 512),
                  num_heads: Sequence[int] = (1, 2, 4, 8), mlp_ratios: Sequence[float] = (4, 4, 4, 4),
@@ -236,7 +236,7 @@ class PyramidVisionTransformerV2(nn.Cell):
         return self.forward_head(self.forward_features(x))
 
     def feature_view(self) -> nn.Cell:
-        """The levels of :class:`PyramidVisionTransformerV2Features` computed by this classifier's own cells (its
+        """The levels of `PyramidVisionTransformerV2Features` computed by this classifier's own cells (its
         head unused): the export's reference runs use it instead of building the network twice."""
         return levels_view(self, _feature_info(self.embed_dims))
 

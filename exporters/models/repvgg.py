@@ -2,7 +2,7 @@
 
 A training-form block sums three branches: 3x3 conv + BN (``rbr_dense``),
 1x1 conv + BN (``rbr_1x1``) and, when shapes allow, a BN on the input
-(``rbr_identity``). :func:`repvgg_model_convert` re-parameterises every block
+(``rbr_identity``). `repvgg_model_convert` re-parameterises every block
 into one 3x3 convolution with bias (``rbr_reparam``), the deploy form, on a
 classifier or on a ``features_only`` model alike.
 """
@@ -102,7 +102,7 @@ class RepVGGBlock(nn.Cell):
         """Replace the three branches by ``rbr_reparam`` in place (no-op if already deployed).
 
         The new parameters get the block's full names (``stage1.0.rbr_reparam.weight``).
-        A cell that was already called must be recompiled: see :func:`repvgg_model_convert`.
+        A cell that was already called must be recompiled: see `repvgg_model_convert`.
         """
         if self.deploy:
             return

@@ -10,7 +10,7 @@ names the parameters of a cell appended that way after the list's first entry
 stage 1): MindCV's checkpoints carry exactly these names, so the same build
 keeps them. The cells themselves are ``layers.0`` .. ``layers.3``.
 
-``features_only`` builds :class:`SwinTransformerFeatures`, whose ``construct``
+``features_only`` builds `SwinTransformerFeatures`, whose ``construct``
 returns each stage's output before the next stage's patch merging (the
 detection convention), named after the stage (``layers.<i>``), at strides 4,
 8, 16 and 32, as NCHW maps ``(B, C, H, W)``; no extra norm. The stride-32
@@ -337,7 +337,7 @@ class PatchEmbed(nn.Cell):
 
 
 class SwinTransformer(nn.Cell):
-    """MindCV's Swin Transformer classifier; see :class:`SwinTransformerFeatures` for the levels."""
+    """MindCV's Swin Transformer classifier; see `SwinTransformerFeatures` for the levels."""
 
     #: ``export --dynamic-size`` refuses a model that carries this reason
     dynamic_size_refusal = DYNAMIC_SIZE_REFUSAL
@@ -393,7 +393,7 @@ class SwinTransformer(nn.Cell):
         return self.forward_head(self.forward_features(x))
 
     def feature_view(self) -> nn.Cell:
-        """The levels of :class:`SwinTransformerFeatures` computed by this classifier's own cells (its head
+        """The levels of `SwinTransformerFeatures` computed by this classifier's own cells (its head
         unused): the export's reference runs use it instead of building the network twice."""
         return levels_view(self, _feature_info(self.num_layers, self.embed_dim, self.patch_size))
 

@@ -6,7 +6,7 @@
 activation before each pool would give strides 1 to 16).
 
 MindCV's head flattens ``features`` into ``Dense(512 * 7 * 7, 4096)``, so it
-accepts only 224x224 inputs. Here a parameter-free :class:`AdaptiveAvgPool7`
+accepts only 224x224 inputs. Here a parameter-free `AdaptiveAvgPool7`
 comes first (as in torchvision): the identity on a 7x7 map, so MindCV
 checkpoints give MindCV's logits at 224x224, and any other size works too.
 """

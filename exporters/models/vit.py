@@ -4,7 +4,7 @@ The classifier is MindCV's ``VisionTransformer`` (class token, learned
 position embedding, pre-norm blocks, ``head`` on the class token) with the
 same cells and parameter names, so a MindCV checkpoint loads by exact names.
 
-``features_only`` builds :class:`VisionTransformerFeatures`, whose ``construct``
+``features_only`` builds `VisionTransformerFeatures`, whose ``construct``
 returns every block's output (``blocks.0`` .. ``blocks.<depth-1>``, all at the
 patch stride) with the class token dropped and the patch tokens laid out as
 NCHW ``(B, C, H/patch, W/patch)``. A 12-block model's default selection
@@ -147,7 +147,7 @@ class Block(nn.Cell):
 
 
 class VisionTransformer(nn.Cell):
-    """MindCV's ViT classifier (class-token pooling); see :class:`VisionTransformerFeatures` for the levels."""
+    """MindCV's ViT classifier (class-token pooling); see `VisionTransformerFeatures` for the levels."""
 
     #: ``export --dynamic-size`` refuses a model that carries this reason
     dynamic_size_refusal = DYNAMIC_SIZE_REFUSAL
@@ -217,7 +217,7 @@ class VisionTransformer(nn.Cell):
         return self.forward_head(self.forward_features(x))
 
     def feature_view(self) -> nn.Cell:
-        """The levels of :class:`VisionTransformerFeatures` computed by this classifier's own cells (its head
+        """The levels of `VisionTransformerFeatures` computed by this classifier's own cells (its head
         unused): the export's reference runs use it instead of building the network twice."""
         return levels_view(self, _feature_info(self.depth, self.embed_dim, self.patch_size))
 

@@ -2,8 +2,8 @@
 
 Each verb module (``_export``, ``_info``, ``_cut``, ``_verify``, ``_demo``)
 has ``add_parser(sub)`` and ``run(args) -> int``; shared text formatting
-lives in :mod:`._format`. To add a verb, write its module and list it in
-:data:`VERBS`. Only the verb given is imported (all of them for ``--help``):
+lives in `_format`. To add a verb, write its module and list it in
+`VERBS`. Only the verb given is imported (all of them for ``--help``):
 ``graphfeat export`` starts its MindSpore worker without importing onnx,
 networkx or ONNX Runtime first. A GraphfeatError anywhere becomes one line on stderr and exit
 code 2; a GraphfeatNote one line on stderr, and the command goes on. This is the top layer: nothing in graphfeat imports it.

@@ -1,8 +1,8 @@
 """Text the CLI prints: tables of levels, export and verify reports, with names made safe to print.
 
 Names come from the model file, which must not be able to drive the user's
-terminal, so every cell goes through :func:`printable`; it and the verify
-table live in :mod:`graphfeat.report.text`, which the library's own assertions
+terminal, so every cell goes through `printable`; it and the verify
+table live in `graphfeat.report.text`, which the library's own assertions
 share.
 """
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """The graph layer: lookups over an ONNX graph, and the edits and checks made on it.
 
-Modules: :mod:`.index` (``GraphIndex``: producers, consumers, constants,
-order, the trunk), :mod:`.shapes` (dims as Python, the real input),
-:mod:`.check` (the one entry to onnx shape inference, and the checker, on a
-weight-free skeleton), :mod:`.edit` (the one way to set outputs),
-:mod:`.layout` (a tensor delivered as NCHW), :mod:`.prune` (remove what no output needs), :mod:`.quant` (which ops quantise), :mod:`.region` (the tensor a set
-of nodes returns). It imports :mod:`graphfeat.errors` and
-:mod:`graphfeat.onnxfile`, nothing above.
+Modules: `index` (``GraphIndex``: producers, consumers, constants,
+order, the trunk), `shapes` (dims as Python, the real input),
+`check` (the one entry to onnx shape inference, and the checker, on a
+weight-free skeleton), `edit` (the one way to set outputs),
+`layout` (a tensor delivered as NCHW), `prune` (remove what no output needs), `quant` (which ops quantise), `region` (the tensor a set
+of nodes returns). It imports `graphfeat.errors` and
+`graphfeat.onnxfile`, nothing above.
 """
 from .check import ONNX_DOMAINS, check_model, infer_types, skeleton, skeleton_file, with_input_shapes
 from .edit import set_outputs

@@ -8,7 +8,7 @@ dims/dtype of every large tensor, whose data it points at a sparse file of the
 right size. Inference and the full check see the same types and shapes as on
 the real model; no weight byte is read or copied.
 
-**Rule: the input's strict inference stands for the result's** (:func:`check_model`'s ``inferred``).
+**Rule: the input's strict inference stands for the result's** (`check_model`'s ``inferred``).
 When the model a cut was made from passed strict shape inference (``infer_types(input, check=True)``,
 which the stride analysis runs anyway, ``checked`` True), and the cut only removed nodes no output
 needs, renamed tensors and added ``Identity`` nodes, the result passes it too: inference is local and
@@ -92,8 +92,8 @@ def _is_large(tensor: onnx.TensorProto) -> bool:
 
 
 def _large_nbytes(tensor: onnx.TensorProto, nbytes: int | None = None, external: bool | None = None) -> int | None:
-    """The tensor's size if the skeleton leaves its data out (external, or above :data:`SMALL_TENSOR`), else None.
-    ``nbytes``, ``external``: its :func:`tensor_nbytes` and :func:`is_external`, when known."""
+    """The tensor's size if the skeleton leaves its data out (external, or above `SMALL_TENSOR`), else None.
+    ``nbytes``, ``external``: its `tensor_nbytes` and `is_external`, when known."""
     if external is None:
         nbytes, external = tensor_nbytes(tensor), is_external(tensor)
     if nbytes is None or external:
@@ -134,7 +134,7 @@ class InferenceLog:
         return list(self._recent)[len(self._recent) - n:] if n > 0 else []
 
 
-#: every inference graphfeat runs goes through :func:`_inference`, which records it here
+#: every inference graphfeat runs goes through `_inference`, which records it here
 INFERENCES = InferenceLog()
 
 
@@ -176,7 +176,7 @@ def infer_types(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]
     model inference rejects yields only the declared types (inputs, outputs,
     value_info, initializers).
 
-    ``check``: run the inference strictly, as :func:`check_model` does (type-checking, every node
+    ``check``: run the inference strictly, as `check_model` does (type-checking, every node
     inferred), so that a cut of this model can reuse it (see ``inferred`` there); the result's
     ``checked`` says whether the model passed. A model that fails it, or uses operators outside the
     ONNX domains, is inferred best effort, as without ``check`` (``checked`` is False).
@@ -245,7 +245,7 @@ def check_model(model: onnx.ModelProto, declared: Mapping[str, onnx.TypeProto] |
     FusedConv, QuickGelu, ... which onnx cannot infer), the type ONNX Runtime
     gives it. A model with almost no weight bytes (and no external data) is
     checked as it is; otherwise the weight-free skeleton is checked, so no
-    weight is copied or serialized (``sizes``: :func:`graphfeat.onnxfile.tensor_sizes` of the model,
+    weight is copied or serialized (``sizes``: `graphfeat.onnxfile.tensor_sizes` of the model,
     when the caller has it for the save too). Raises GraphfeatError when a part fails.
 
     Operators of non-standard domains: onnx's checker and inference check the
@@ -275,7 +275,7 @@ def _type_outputs(model: onnx.ModelProto, sk: onnx.ModelProto, need: int, direct
                   declared: Mapping[str, onnx.TypeProto] | None, inferred: Mapping[str, onnx.TypeProto] | None,
                   foreign: list[str]) -> bool:
     """Give every untyped output of ``model`` (and of its skeleton ``sk``) its type, by the order
-    :func:`check_model` states; whether ONNX Runtime loaded the skeleton to type some of them."""
+    `check_model` states; whether ONNX Runtime loaded the skeleton to type some of them."""
     if inferred is None:
         result = _inference(sk, strict=True)
         inferred_out = {vi.name: vi.type for vi in result.graph.output if _typed(vi)}
@@ -349,7 +349,7 @@ def skeleton_file(sk: onnx.ModelProto, need: int) -> Iterator[Path]:
 def _checks_directly(model: onnx.ModelProto, sizes: TensorSizes | None = None) -> bool:
     """Whether checking the model as it is costs less than building its skeleton: no external or
     data-less large tensor (left in the source file by the wire scan), and less than
-    :data:`DIRECT_WEIGHT_BYTES` in large tensors. ``sizes``: :func:`tensor_sizes` of the model."""
+    `DIRECT_WEIGHT_BYTES` in large tensors. ``sizes``: `tensor_sizes` of the model."""
     total = 0
     for tensor, nbytes, external in sizes if sizes is not None else tensor_sizes(model):  # attribute tensors too
         if external:

@@ -1,8 +1,8 @@
 """Setting a graph's outputs for good: the one way graphfeat does it (the cut, the export); a run that only
-reads tensors exposes them on a serialized copy instead (:func:`graphfeat.graph.ort_runner`).
+reads tensors exposes them on a serialized copy instead (`graphfeat.graph.ort_runner`).
 
 Edits only rewrite ``graph.output`` (renaming tensors, or adding an
-``Identity`` where a tensor cannot be renamed); :func:`.prune.cleanup`
+``Identity`` where a tensor cannot be renamed); `prune.cleanup`
 removes what becomes dead.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ def set_outputs(
     keep_existing: bool = False,
 ) -> dict[str, str]:
     """Make ``outputs`` (``(output_name, tensor)`` pairs) the graph outputs, in order; return the
-    tensors renamed (old name -> new name, for :func:`.prune.cleanup`).
+    tensors renamed (old name -> new name, for `prune.cleanup`).
 
     The tensor itself is renamed to the output name when it is an internal
     value; when it cannot be (a kept original output, or a tensor already
@@ -31,7 +31,7 @@ def set_outputs(
     already used by another internal tensor moves that tensor aside
     (``name__1``); a name held by a graph input, initializer or kept output is
     refused. With ``types``, each output gets its tensor's type; without,
-    outputs are left untyped for :func:`.check.check_model` to type.
+    outputs are left untyped for `check.check_model` to type.
     """
     graph = model.graph
     original = list(graph.output)
@@ -111,7 +111,7 @@ def _fresh(name: str, taken: set[str]) -> str:
 def _rename(index: GraphIndex, old: str, new: str, original: str) -> None:
     """Rename tensor ``old`` (originally ``original``) in its producer and readers.
 
-    Stale value_info entries are left to :func:`.prune.cleanup`.
+    Stale value_info entries are left to `prune.cleanup`.
     """
     touched = list(index.consumers.get(original, ()))
     if original in index.producer:

@@ -65,7 +65,7 @@ def node_inputs(node: onnx.NodeProto) -> list[str]:
 
 
 def nodes_inputs(nodes: list[onnx.NodeProto], op_types: list[str], domains: list[str]) -> list[list[str]]:
-    """:func:`node_inputs` of every node, for a whole graph at once (``op_types``/``domains``: the nodes')."""
+    """`node_inputs` of every node, for a whole graph at once (``op_types``/``domains``: the nodes')."""
     result = [n.input[:] for n in nodes]
     for k, names in enumerate(result):
         if "" in names:
@@ -137,7 +137,7 @@ class GraphIndex:
         if self.order != self.pos:
             for p, i in enumerate(self.order):
                 self.pos[i] = p
-        #: each node's non-constant inputs (read-only; :meth:`data_inputs` gives a copy)
+        #: each node's non-constant inputs (read-only; `data_inputs` gives a copy)
         self.constants, self.data_inputs_of = self._constant_tensors()
 
     # -- construction -------------------------------------------------------
@@ -271,7 +271,7 @@ class GraphIndex:
 
     @cached_property
     def idom(self) -> dict:
-        """Each node's immediate dominator from ``SOURCE`` in :attr:`nx_graph` (networkx's
+        """Each node's immediate dominator from ``SOURCE`` in `nx_graph` (networkx's
         ``immediate_dominators``): the dominator tree, built once."""
         return nx.immediate_dominators(self.nx_graph, SOURCE)
 
@@ -295,15 +295,15 @@ class GraphIndex:
     @cached_property
     def types(self) -> dict[str, onnx.TypeProto]:
         """Types of every tensor as ``onnx.shape_inference`` sees them (inferred on first use, strictly
-        when the model passes, so that the cut's check can reuse it: :meth:`checked_types`)."""
+        when the model passes, so that the cut's check can reuse it: `checked_types`)."""
         return infer_types(self.model, check=True)
 
     def checked_types(self) -> Mapping[str, onnx.TypeProto] | None:
-        """:attr:`types` if they were already inferred and the model passed strict inference, else None
+        """`types` if they were already inferred and the model passed strict inference, else None
         (never runs an inference itself)."""
         types = self.__dict__.get("types")
         return types if types is not None and getattr(types, "checked", False) else None
 
     def shape(self, tensor: str) -> Shape | None:
-        """The inferred shape of ``tensor`` (see :func:`graphfeat.graph.shapes.shape_of`)."""
+        """The inferred shape of ``tensor`` (see `graphfeat.graph.shapes.shape_of`)."""
         return shape_of(self.types.get(tensor))

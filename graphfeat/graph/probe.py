@@ -1,13 +1,13 @@
-"""ONNX Runtime for the layers that need it: sessions (:func:`ort_session`, the one builder, under the named
-:data:`POLICIES`), the types ORT infers, the tensors it computes (:func:`ort_runner`, the one runner).
+"""ONNX Runtime for the layers that need it: sessions (`ort_session`, the one builder, under the named
+`POLICIES`), the types ORT infers, the tensors it computes (`ort_runner`, the one runner).
 
 ONNX shape inference cannot type the outputs of operators outside the ONNX
 domains (``com.microsoft`` FusedConv, QuickGelu, ...); ONNX Runtime can, since
 it registers their schemas. The runner exposes chosen internal tensors
-(untyped: ORT types them itself, :func:`expose`) and runs the model, handing the large
+(untyped: ORT types them itself, `expose`) and runs the model, handing the large
 weights to ORT as arrays rather than serialising them into the model's bytes
-(:func:`session_model`). The heavier runtime layer (:mod:`graphfeat.runtime`)
-sits above this one, builds its deploy-time sessions with :func:`ort_session`,
+(`session_model`). The heavier runtime layer (`graphfeat.runtime`)
+sits above this one, builds its deploy-time sessions with `ort_session`,
 and is not imported here.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ _ORT_TYPES = {
     "tensor(int32)": onnx.TensorProto.INT32, "tensor(int64)": onnx.TensorProto.INT64,
     "tensor(bool)": onnx.TensorProto.BOOL,
 }
-#: initializers of at least this many elements go to ORT as arrays (:func:`session_model`); smaller ones
+#: initializers of at least this many elements go to ORT as arrays (`session_model`); smaller ones
 #: (shapes, scales, sizes: ORT reads their values while it builds the graph) stay in the model's bytes
 SHARE_MIN_ELEMENTS = 1024
 #: element types handed over as arrays: those numpy holds natively (bfloat16, float8, 4-bit stay embedded)
@@ -58,7 +58,7 @@ _LEVELS = {"all": "ORT_ENABLE_ALL", "basic": "ORT_ENABLE_BASIC", "none": "ORT_DI
 
 @dataclass(frozen=True)
 class SessionPolicy:
-    """How ONNX Runtime runs one kind of session; :data:`POLICIES` names each kind and says why."""
+    """How ONNX Runtime runs one kind of session; `POLICIES` names each kind and says why."""
 
     optimize: str  #: "all" (ORT's default), "basic" (folds constants, never drops a graph output) or "none"
     spin: bool  #: threads spin-wait between ops: ORT's default, pays off over many runs, costs on shared cores
@@ -66,7 +66,7 @@ class SessionPolicy:
     shared_threads: bool  #: intra-op threads: the caller's count (a worker's share of the cores), else ORT's own
 
 
-#: every ORT session graphfeat and the exporters build runs under one of these (:func:`ort_session`)
+#: every ORT session graphfeat and the exporters build runs under one of these (`ort_session`)
 POLICIES = {
     # runtime.session, FeaturePyramid, verify: sessions that run many times keep ORT's defaults; under
     # ``graphfeat export --jobs N`` a worker's share of the cores (the runtime layer passes it)
@@ -86,9 +86,9 @@ def ort_session(source: onnx.ModelProto | bytes | str | os.PathLike, policy: str
                 threads: int | None = None):
     """An ONNX Runtime session on a model (proto, serialized bytes, or path); GraphfeatError if ORT refuses.
 
-    The one place graphfeat and the exporters build an ORT session (:func:`ort_runner`, and the runtime
-    layer's :func:`graphfeat.runtime.session`). ``policy``: a name in :data:`POLICIES`. ``initializers``: the
-    arrays of the model's initializers that :func:`session_model` left out of its bytes (ORT reads them from
+    The one place graphfeat and the exporters build an ORT session (`ort_runner`, and the runtime
+    layer's `graphfeat.runtime.session`). ``policy``: a name in `POLICIES`. ``initializers``: the
+    arrays of the model's initializers that `session_model` left out of its bytes (ORT reads them from
     there; keep them alive with the session). ``providers``: ORT's execution providers (default: the CPU).
     ``threads``: ORT's intra-op threads, for a policy with ``shared_threads`` (None: ORT's own choice).
     Measurements behind the policies:
@@ -147,8 +147,8 @@ def ort_output_types(session) -> dict[str, onnx.TypeProto]:
 def session_model(model: onnx.ModelProto, outputs: Sequence[str] | None = None
                   ) -> tuple[bytes, dict[str, np.ndarray]]:
     """``model`` (not modified) as ORT session input: the serialized model, whose large initializers are
-    marked as external data, and those initializers' arrays by name (for :func:`ort_session`).
-    ``outputs``: the top-level tensors to make its only outputs (:func:`expose`); None keeps the model's own.
+    marked as external data, and those initializers' arrays by name (for `ort_session`).
+    ``outputs``: the top-level tensors to make its only outputs (`expose`); None keeps the model's own.
 
     Serialising a model's weights costs time in proportion to their size; this copies each large weight
     once, into an array handed to ORT, and serialises only the graph. ORT 1.32 still copies the arrays
@@ -223,10 +223,10 @@ def ort_runner(model: onnx.ModelProto | str | os.PathLike, outputs: Sequence[str
     """``run(feeds) -> {output name: array}``: ``model`` on one ONNX Runtime session with ``outputs``
     as its outputs; the one way graphfeat and the exporters run a model for chosen tensors.
 
-    ``model``: a proto (not modified; :func:`session_model` exposes ``outputs`` on its serialized graph and
+    ``model``: a proto (not modified; `session_model` exposes ``outputs`` on its serialized graph and
     hands ORT its large weights as arrays, kept alive with ``run``), or the path of a file whose graph
     outputs ``outputs`` picks from. None: the model's own outputs. ``policy``, ``threads``: see
-    :func:`ort_session`. A load that fails is a GraphfeatError; a run that fails raises ORT's own exception,
+    `ort_session`. A load that fails is a GraphfeatError; a run that fails raises ORT's own exception,
     for each caller to say what failed in its words. ``run`` may be called again, on other feeds."""
     arrays = None
     if isinstance(model, onnx.ModelProto):
@@ -244,9 +244,9 @@ def ort_runner(model: onnx.ModelProto | str | os.PathLike, outputs: Sequence[str
 
 def run_tensors(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], names: Sequence[str]
                 ) -> dict[str, np.ndarray]:
-    """Run ``model`` (a full model with its weights; not modified) once on ONNX Runtime (:func:`ort_runner`,
+    """Run ``model`` (a full model with its weights; not modified) once on ONNX Runtime (`ort_runner`,
     the ``probe`` policy) with the top-level tensors ``names`` as its outputs, float feeds cast to the type
-    their input declares (:func:`.shapes.input_dtype`)."""
+    their input declares (`shapes.input_dtype`)."""
     run = ort_runner(model, names)
     cast = {k: (v.astype(input_dtype(model, k), copy=False) if np.issubdtype(v.dtype, np.floating) else v)
             for k, v in feeds.items()}

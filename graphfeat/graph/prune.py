@@ -22,9 +22,9 @@ def needed_tensors(graph: onnx.GraphProto, index: GraphIndex | None = None,
     """Tensors some graph output depends on, and the positions in ``graph.node`` of the nodes computing
     them (a reverse walk).
 
-    ``index``: a :class:`GraphIndex` of this graph taken before edits that only renamed tensors
+    ``index``: a `GraphIndex` of this graph taken before edits that only renamed tensors
     (``renamed``: old name -> new name, in every node that writes or reads them) and appended nodes,
-    as :func:`.edit.set_outputs` does; the walk then reads only the nodes those edits touched."""
+    as `edit.set_outputs` does; the walk then reads only the nodes those edits touched."""
     nodes = graph.node
     if index is None:
         listed = list(nodes)
@@ -67,7 +67,7 @@ def cleanup(model: onnx.ModelProto, assume_sorted: bool = False, *, index: Graph
     Kept nodes stay in their order; if that order is not topological, they
     are sorted topologically (``assume_sorted`` skips that test when the
     caller knows the order is topological). ``index`` and ``renamed``: see
-    :func:`needed_tensors` (the result is the same, only faster).
+    `needed_tensors` (the result is the same, only faster).
     """
     graph = model.graph
     needed, live = needed_tensors(graph, index, renamed)

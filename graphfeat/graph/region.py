@@ -4,7 +4,7 @@ A module's *region* is its nodes plus every node on a path between two of
 them (the convex hull in the DAG). Its *exits* are region tensors read outside
 the region or listed as graph outputs. One exit is the module's output. For
 modules known only by their parameters, the region misses the parameter-free
-ops that end a block (residual ``Add``, activation); :func:`extend_tail` adds
+ops that end a block (residual ``Add``, activation); `extend_tail` adds
 them under strict rules. Several exits that do not merge are ambiguous.
 """
 from __future__ import annotations
@@ -115,7 +115,7 @@ def extend_tail(
 
     Two rules, applied until neither fits. *Merge*: when every reader outside
     the region of the exits is a merge op (``Add``/``Concat``...), possibly
-    behind layout or slicing ops (:func:`_pass_through`), the merges whose
+    behind layout or slicing ops (`_pass_through`), the merges whose
     inputs all come from the exits, the region, its entries or each other
     are added (residual add, branch concat, sums of three branches as
     ``(a + b) + c``, a partial residual). *Elementwise*: a single exit

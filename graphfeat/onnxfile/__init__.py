@@ -1,10 +1,10 @@
 """The file layer: ONNX files in and out, safely, without holding the weights.
 
-Modules: :mod:`.load` (parse, sanity checks, skeleton load), :mod:`.external`
-(external-data guards), :mod:`.wire` (embedded weights by byte range),
-:mod:`.save` (atomic save, external data, streamed weights), :mod:`.tensors`
-(tensor walks and byte sizes), :mod:`.fileio` (descriptors, byte ranges,
-staging). It imports only :mod:`graphfeat.errors`; every layer above reads and
+Modules: `load` (parse, sanity checks, skeleton load), `external`
+(external-data guards), `wire` (embedded weights by byte range),
+`save` (atomic save, external data, streamed weights), `tensors`
+(tensor walks and byte sizes), `fileio` (descriptors, byte ranges,
+staging). It imports only `graphfeat.errors`; every layer above reads and
 writes files through the names listed here.
 """
 from .external import materialize_external_data, validate_external_data

@@ -37,7 +37,7 @@ class ExternalRange:
 
 
 def external_info(tensor: onnx.TensorProto) -> tuple[str, int | None, int | None]:
-    """``(location, offset, length)`` of an external tensor, parsed strictly (see :data:`EXTERNAL_KEYS`)."""
+    """``(location, offset, length)`` of an external tensor, parsed strictly (see `EXTERNAL_KEYS`)."""
     entries: dict[str, str] = {}
     for entry in tensor.external_data:
         if type(entry.key) is not str or type(entry.value) is not str:  # protobuf's bytes for non-UTF-8 text

@@ -1,7 +1,7 @@
 """File descriptors and byte ranges: open a regular file safely, copy ranges, stage and publish atomically.
 
 Everything that writes goes through a temp file beside its destination
-(:func:`stage`) and ``os.replace`` (:func:`publish`), so a failure leaves no
+(`stage`) and ``os.replace`` (`publish`), so a failure leaves no
 half-written file.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ def open_regular(path: Path) -> int:
 
 @contextmanager
 def regular_file_bytes(path: Path) -> Iterator[bytes | memoryview]:
-    """The bytes of ``path`` (see :func:`open_regular`) inside the block: mapped read-only where the
+    """The bytes of ``path`` (see `open_regular`) inside the block: mapped read-only where the
     filesystem allows it, so they are not copied before a parse copies them (a copy of every byte of
     a large model), else read whole."""
     fd = open_regular(path)

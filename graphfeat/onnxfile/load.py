@@ -1,14 +1,14 @@
 """Safe loading: parse a model without its external weights, optionally leaving large embedded ones in the file.
 
-* :func:`load_model` parses the protobuf only; external weights stay on disk
+* [`load_model`][graphfeat.load_model] parses the protobuf only; external weights stay on disk
   (``load_external_data=False`` semantics) and every external-data location
-  is checked (:mod:`.external`).
-* :func:`load_skeleton` does the same but also leaves the data of large
-  *embedded* initializers in the file (:mod:`.wire`), so a cut holds the
+  is checked (`external`).
+* `load_skeleton` does the same but also leaves the data of large
+  *embedded* initializers in the file (`wire`), so a cut holds the
   graph in memory, not the weights.
-* :func:`load_with_weights` reads the external weights too, for a model
+* `load_with_weights` reads the external weights too, for a model
   handed to ONNX Runtime as bytes (which cannot tell where the file was);
-  :func:`weights_loader` defers that read until a step needs the weights.
+  `weights_loader` defers that read until a step needs the weights.
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def warn_if_protobuf_is_pure_python() -> None:
 def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     """Parse ``path`` without reading external weights; raise GraphfeatError on bad files.
 
-    The parse reads the file through ``mmap`` where it can (:func:`.fileio.regular_file_bytes`)."""
+    The parse reads the file through ``mmap`` where it can (`fileio.regular_file_bytes`)."""
     warn_if_protobuf_is_pure_python()
     path = as_path(path)
     model = onnx.ModelProto()
@@ -75,7 +75,7 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
 
 
 def load_with_weights(path: str | os.PathLike) -> onnx.ModelProto:
-    """:func:`load_model`, then its external weights read into memory (the same checks): the whole model,
+    """[`load_model`][graphfeat.load_model], then its external weights read into memory (the same checks): the whole model,
     whose bytes run on ONNX Runtime wherever they are (external-data locations are relative to the file)."""
     path = as_path(path)
     model = load_model(path)
@@ -85,17 +85,17 @@ def load_with_weights(path: str | os.PathLike) -> onnx.ModelProto:
 
 def weights_loader(model_or_path: onnx.ModelProto | str | os.PathLike) -> Callable[[], onnx.ModelProto]:
     """A call that returns the whole model, weights and all, when a step needs them (finding a level by
-    value): the given proto itself (never modified by that step), or the file read by :func:`load_with_weights`."""
+    value): the given proto itself (never modified by that step), or the file read by `load_with_weights`."""
     if isinstance(model_or_path, onnx.ModelProto):
         return lambda: model_or_path
     return partial(load_with_weights, model_or_path)
 
 
 def load_skeleton(path: str | os.PathLike) -> tuple[onnx.ModelProto, Deferred | None]:
-    """Parse ``path`` as :func:`load_model` does, but leave the data of large embedded
-    initializers in the file (:mod:`.wire`). Returns the model, whose deferred
+    """Parse ``path`` as [`load_model`][graphfeat.load_model] does, but leave the data of large embedded
+    initializers in the file (`wire`). Returns the model, whose deferred
     initializers hold dims and type but no data, and where that data lies (None if nothing
-    was deferred). :func:`save_model` given the same ``deferred`` streams the data into place."""
+    was deferred). `save_model` given the same ``deferred`` streams the data into place."""
     warn_if_protobuf_is_pure_python()
     path = as_path(path)
     fd = open_regular(path)
@@ -143,7 +143,7 @@ def check_sane(model: onnx.ModelProto, path: object) -> None:
 
 
 def materialize_deferred(model: onnx.ModelProto, deferred: Deferred | None) -> None:
-    """Read the data of the deferred initializers ``model`` still has (see :func:`load_skeleton`)."""
+    """Read the data of the deferred initializers ``model`` still has (see `load_skeleton`)."""
     if deferred is None:
         return
     pending = [t for t in model.graph.initializer if wire.is_pending(t, deferred)]

@@ -1,6 +1,6 @@
 """Atomic saving: a temp file beside the destination and ``os.replace``, never a half-written file.
 
-:func:`save_model` never follows a symlink at the destination and never
+[`save_model`][graphfeat.save_model] never follows a symlink at the destination and never
 overwrites without ``force``. External tensors are referenced in place when
 the result sits beside the source, otherwise only their byte ranges are
 streamed into ``<dst>.data``; deferred embedded tensors are streamed from the
@@ -80,8 +80,8 @@ def save_model(
     ``src_dir`` is where the model's external-data locations are relative to
     (the source model's directory). ``src`` is the input file, protected from
     being overwritten without ``force``. ``deferred`` is what
-    :func:`load_skeleton` returned: the data of those initializers is streamed
-    from the source file. ``sizes``: :func:`.tensors.tensor_sizes` of ``model`` as it is, when the
+    `load_skeleton` returned: the data of those initializers is streamed
+    from the source file. ``sizes``: `tensors.tensor_sizes` of ``model`` as it is, when the
     caller has it. ``model`` may be modified (external data locations rewritten).
     """
     dst = Path(dst)

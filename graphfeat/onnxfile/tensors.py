@@ -61,7 +61,7 @@ def external_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
     return [t for t in all_tensors(model) if is_external(t)]
 
 
-#: a model's tensors (:func:`all_tensors` order), each with its :func:`tensor_nbytes` and :func:`is_external`
+#: a model's tensors (`all_tensors` order), each with its `tensor_nbytes` and `is_external`
 TensorSizes = list[tuple[onnx.TensorProto, "int | None", bool]]
 
 
@@ -85,7 +85,7 @@ def tensor_nbytes(tensor: onnx.TensorProto) -> int | None:
 
 
 def _itemsize(dtype: int) -> int:
-    """Bytes per element of ``dtype`` (0: unknown or strings; :data:`_HALF_BYTE` for 4-bit types), cached."""
+    """Bytes per element of ``dtype`` (0: unknown or strings; `_HALF_BYTE` for 4-bit types), cached."""
     if dtype in _FOUR_BIT:
         size = _HALF_BYTE
     else:
@@ -104,7 +104,7 @@ _DATA_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double
 
 def holds_data(tensor: onnx.TensorProto) -> bool:
     """Whether ``tensor`` carries its data (embedded, or a reference to an external file); False for a
-    deferred initializer of a skeleton (:func:`graphfeat.onnxfile.load_skeleton`: dims, no data)."""
+    deferred initializer of a skeleton (`graphfeat.onnxfile.load_skeleton`: dims, no data)."""
     if tensor.HasField("raw_data") or is_external(tensor):
         return True
     return math.prod(tensor.dims) == 0 or any(len(getattr(tensor, f)) for f in _DATA_FIELDS)

@@ -4,18 +4,18 @@
 ``SerializeToString`` then copies them once more. A cut needs neither: it
 edits the graph and keeps the weights it still uses byte for byte.
 
-* :func:`scan` builds a *skeleton* of a model file: the file's bytes with the
+* `scan` builds a *skeleton* of a model file: the file's bytes with the
   ``raw_data`` of each large top-level initializer left out, plus the byte
   range of each left-out ``raw_data`` in the file. It reads the file through
   ``mmap`` and touches the graph, never a weight page.
-* :func:`write` serializes a model whose deferred initializers lack their
+* `write` serializes a model whose deferred initializers lack their
   data, streaming each one's bytes from the source file into its place. Fields
   go in field-number order, so the file is byte-identical to
   ``SerializeToString`` of the model with its data read in.
 
 Only what the wire format makes unambiguous is deferred: anything unusual
 (a repeated graph or ``raw_data`` field, duplicate or empty names, groups,
-truncation) makes :func:`scan` return None, and the caller parses the file
+truncation) makes `scan` return None, and the caller parses the file
 normally, so every error message stays the one a plain parse gives.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ DEFER_MIN_BYTES = 4096
 
 
 class _Unusual(Exception):
-    """The file is not in the plain form :func:`scan` handles; parse it normally."""
+    """The file is not in the plain form `scan` handles; parse it normally."""
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """The report layer: what ``verify`` and ``info`` found, as files a person or a CI system reads.
 
-Modules: :mod:`.text` (the plain-text verify table and printable names),
-:mod:`.markup` (escaping every name a model file carries), :mod:`.svg` (inline
-SVG shapes and the stride palette), :mod:`.page` (the self-contained HTML page
-and its tables), :mod:`.pyramid` (the pyramid picture), :mod:`.environment`
-(versions and the command), :mod:`.output` (atomic writing, never over an
-input), :mod:`.verify_page` (``verify --html``), :mod:`.info_page` (``info
---html``, the stride map), :mod:`.junit` (``verify --junit-xml``). It imports
+Modules: `text` (the plain-text verify table and printable names),
+`markup` (escaping every name a model file carries), `svg` (inline
+SVG shapes and the stride palette), `page` (the self-contained HTML page
+and its tables), `pyramid` (the pyramid picture), `environment`
+(versions and the command), `output` (atomic writing, never over an
+input), `verify_page` (``verify --html``), `info_page` (``info
+--html``, the stride map), `junit` (``verify --junit-xml``). It imports
 the runtime layer and below; a report page fetches nothing from the network.
 """
 from __future__ import annotations

@@ -29,7 +29,7 @@ def _x(value: float) -> float:
 
 
 def error_plot_svg(levels: Sequence, *, label: str) -> str:
-    """One ``<rect class="bar">`` per level (:class:`graphfeat.runtime.LevelMetrics`), the tolerance a tick."""
+    """One ``<rect class="bar">`` per level (`graphfeat.runtime.LevelMetrics`), the tolerance a tick."""
     height = 24 + _ROW * len(levels) + 30
     body = [svg.text(_LEFT, 14, "max |a - r| / max |r| (log scale); tick: tolerance (rtol)", size=11)]
     for k, m in enumerate(levels):

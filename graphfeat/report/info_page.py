@@ -1,7 +1,7 @@
 """``graphfeat info --html``: the stride map of a graph, for picking ``--tensors`` in a foreign file.
 
 It draws what ``info`` and ``cut --strides`` already computed
-(:func:`graphfeat.info.stride_map`): the trunk from input to head, one cell
+(`graphfeat.info.stride_map`): the trunk from input to head, one cell
 per tensor coloured by its measured stride, the candidates outlined, the
 rule's pick at each stride and the file's own levels marked; then the same as
 tables with each tensor's op, shape and layout. Nothing is measured again here.
@@ -52,7 +52,7 @@ def _cell(t: MapTensor, x: float, y: float) -> list[str]:
 
 
 def trunk_svg(tensors: Sequence[MapTensor]) -> str:
-    """The strip: the input and trunk in order, wrapped every :data:`PER_ROW` cells, then the neck's outputs
+    """The strip: the input and trunk in order, wrapped every `PER_ROW` cells, then the neck's outputs
     and any level off the trunk on rows of their own."""
     groups = [[t for t in tensors if t.part in ("input", "backbone", "head")],
               [t for t in tensors if t.part == "neck"], [t for t in tensors if t.part == "branch"]]
@@ -127,5 +127,5 @@ def stride_map_html(smap: StrideMap, model: str | os.PathLike, *, argv: Sequence
 
 def write_stride_map(path: str | os.PathLike, smap: StrideMap, model: str | os.PathLike, *,
                      argv: Sequence[str] | None = None, inputs: Sequence[str | os.PathLike | None] = ()) -> Path:
-    """Write :func:`stride_map_html` to ``path`` atomically; never over ``model`` or one of ``inputs``."""
+    """Write `stride_map_html` to ``path`` atomically; never over ``model`` or one of ``inputs``."""
     return write_report(path, stride_map_html(smap, model, argv=argv), [model, *inputs])

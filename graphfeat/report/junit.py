@@ -58,5 +58,5 @@ def junit_xml(reports: Sequence[VerifyReport]) -> bytes:
 
 def write_junit(path: str | os.PathLike, reports: Sequence[VerifyReport],
                 inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
-    """Write :func:`junit_xml` to ``path`` atomically; never over one of ``inputs``."""
+    """Write `junit_xml` to ``path`` atomically; never over one of ``inputs``."""
     return write_report(path, junit_xml(reports), inputs, flag="--junit-xml")

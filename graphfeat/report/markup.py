@@ -1,4 +1,4 @@
-"""Escaping for HTML, SVG and XML: every name a model file carries goes through :func:`esc` before markup.
+"""Escaping for HTML, SVG and XML: every name a model file carries goes through `esc` before markup.
 
 A tensor or level name is the file author's text: it may hold ``<script>``,
 quotes, ``&``, control characters or a thousand characters. In a report it
@@ -23,7 +23,7 @@ def esc(value: object) -> str:
 
 
 def shorten(value: object, limit: int = 40) -> str:
-    """``value`` cut to ``limit`` characters with an ellipsis (not escaped: pass the result to :func:`esc`)."""
+    """``value`` cut to ``limit`` characters with an ellipsis (not escaped: pass the result to `esc`)."""
     text = clean(value)
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 

@@ -36,7 +36,7 @@ def check_report_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
 def write_report(path: str | os.PathLike, content: str | bytes, inputs: Iterable[str | os.PathLike | None] = (),
                  *, flag: str = "--html") -> Path:
     """Write ``content`` (text as UTF-8) to ``path`` atomically, replacing an older report; never over one
-    of ``inputs`` (:func:`check_report_path`)."""
+    of ``inputs`` (`check_report_path`)."""
     dst = check_report_path(path, inputs, flag=flag)
     data = content.encode("utf-8") if isinstance(content, str) else content
 

@@ -3,7 +3,7 @@
 A report is an artefact kept beside a CI run or mailed around, so it must
 render the same offline and years later: one file, the style inline, no
 script, no font or image from the network. Table cells are escaped unless
-they are :class:`Markup` built by this package.
+they are `Markup` built by this package.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class Markup(str):
 
 
 def cell(value: object) -> str:
-    """A cell's content: :class:`Markup` as it is, None as ``?``, a list or tuple (a shape) as ``[a, b]``,
+    """A cell's content: `Markup` as it is, None as ``?``, a list or tuple (a shape) as ``[a, b]``,
     anything else escaped."""
     if isinstance(value, Markup):
         return value
@@ -61,7 +61,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]], *, cls: str,
 
 
 def facts(pairs: Sequence[tuple[str, object]]) -> str:
-    """A definition list of ``(term, value)``; values escaped unless :class:`Markup`."""
+    """A definition list of ``(term, value)``; values escaped unless `Markup`."""
     items = "".join(f"<dt>{esc(k)}</dt><dd>{cell(v)}</dd>" for k, v in pairs)
     return f'<dl class="facts">{items}</dl>'
 

@@ -2,7 +2,7 @@
 
 Drawn as inline SVG in both reports, so that a reader sees at a glance which
 resolutions the file hands on and how wide each is; colours are the strides'
-(:func:`graphfeat.report.svg.stride_colour`), the outline the level's verdict.
+(`graphfeat.report.svg.stride_colour`), the outline the level's verdict.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The reports are single files that render offline, so pictures are inline SVG
 written here (no plotting library, no script). Every text and attribute goes
-through :func:`graphfeat.report.markup.esc`.
+through `graphfeat.report.markup.esc`.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Plain text of a verify report: one line per level, names made safe to print.
 
 Names come from the model file, which must not be able to drive the user's
-terminal, so every name goes through :func:`printable`. The CLI prints this
-table; :func:`graphfeat.testing.assert_pyramid_close` raises it.
+terminal, so every name goes through `printable`. The CLI prints this
+table; `graphfeat.testing.assert_pyramid_close` raises it.
 """
 from __future__ import annotations
 

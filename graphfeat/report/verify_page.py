@@ -124,7 +124,7 @@ def _pyramid_note(reports: Sequence[VerifyReport]) -> str:
 
 def verify_html(reports: Sequence[VerifyReport], options: VerifyOptions, *,
                 argv: Sequence[str] | None = None) -> str:
-    """The page for ``reports`` (one per runtime, as :func:`graphfeat.runtime.verify_runtimes` returns them),
+    """The page for ``reports`` (one per runtime, as `graphfeat.runtime.verify_runtimes` returns them),
     made with ``options``, by the command ``argv`` (this process's when None)."""
     if not reports:
         raise GraphfeatError("no verify report to write")
@@ -147,6 +147,6 @@ def verify_html(reports: Sequence[VerifyReport], options: VerifyOptions, *,
 
 def write_verify_html(path: str | os.PathLike, reports: Sequence[VerifyReport], options: VerifyOptions, *,
                       argv: Sequence[str] | None = None) -> Path:
-    """Write :func:`verify_html` to ``path`` atomically; never over the model or its reference."""
+    """Write `verify_html` to ``path`` atomically; never over the model or its reference."""
     inputs = [reports[0].model if reports else None, options.reference, options.against]
     return write_report(path, verify_html(reports, options, argv=argv), inputs)

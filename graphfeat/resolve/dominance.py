@@ -1,6 +1,6 @@
 """An independent check of every level ``--strides`` returns: it lies on every path it must.
 
-The stride rule picks levels from :class:`~graphfeat.graph.GraphIndex`'s view of the
+The stride rule picks levels from `GraphIndex`'s view of the
 graph (its constants, its data-flow graph, its dominator tree). A fault in that
 view would let it return a tensor that some path bypasses, such as a residual
 branch's ``BatchNormalization`` that the block's shortcut skips, and nothing
@@ -49,7 +49,7 @@ def check_claims(model: onnx.ModelProto, image: str, claims: Sequence[Claim], wh
     for which the image reaches it without passing the claim's tensor; a claim's tensor clears its own bit,
     and a target that still has it is reached around the tensor. ``fields``: every node's inputs (subgraphs'
     outer references included) and outputs as already read from ``model``, in file order (a
-    :class:`~graphfeat.graph.GraphIndex`'s ``inputs_of``/``outputs_of``: the file's fields, none of the
+    `GraphIndex`'s ``inputs_of``/``outputs_of``: the file's fields, none of the
     index's derived view); read here when not given.
     """
     if not claims:

@@ -17,7 +17,7 @@ topological order:
   disagree (a fusion of two strides) give none.
 
 An asymmetric stride (``[2, 1]``) gives none. The caller cross-checks the result
-against the tensor's size (see :func:`graphfeat.resolve.strides.measure_strides`).
+against the tensor's size (see `graphfeat.resolve.strides.measure_strides`).
 """
 from __future__ import annotations
 

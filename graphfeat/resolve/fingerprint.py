@@ -6,24 +6,24 @@ graphfeat metadata. A level is then found again by *value*: the candidate file
 runs once on ONNX Runtime on the probe input, every float tensor of a fitting
 shape exposed, and each level takes the tensor whose values match it.
 
-What a level is matched against (a :class:`Target`), from one of:
+What a level is matched against (a `Target`), from one of:
 
 * its **fingerprint** (``LevelRecord.fingerprint`` in the metadata, written by
   the export): a sketch of the level's values on the seeded probe input — the
   shape, the max |value|, 32 values at fixed seeded positions and the mean/std
   of 8 contiguous chunks (channel groups, for NCHW). The probe is regenerated
-  from the record's ``probe_seed`` and ``input_size`` (:func:`probe_input`);
+  from the record's ``probe_seed`` and ``input_size`` (`probe_input`);
 * a **reference** ``.npz`` of the export (``input``, ``level/<name>``, ``meta``):
   the full level values on its first probe image;
 * the **original** file (``--like``): run once on the probe, its levels exposed.
 
-Tolerances are dtype-aware (:func:`file_kind`): float32 files within
-:data:`TOL_FP32` of the level's max |value|; float16 files within
-:data:`TOL_FP16`; quantised files (QDQ / QLinear ops) by cosine similarity of
-at least :data:`MIN_COSINE_QDQ`. A tensor and its exact copies (same values:
+Tolerances are dtype-aware (`file_kind`): float32 files within
+`TOL_FP32` of the level's max |value|; float16 files within
+`TOL_FP16`; quantised files (QDQ / QLinear ops) by cosine similarity of
+at least `MIN_COSINE_QDQ`. A tensor and its exact copies (same values:
 Identity, a Cast round trip) are one candidate; a quantise-dequantise of a
 tensor counts as a copy of it. Two distinct candidates that match equally well
-(the second within :data:`TIE_FACTOR` of the best) are refused as ambiguous,
+(the second within `TIE_FACTOR` of the best) are refused as ambiguous,
 with both named; a level nothing matches is refused with the closest ones.
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ from ..levels import read_feature_record, record_levels
 from ..onnxfile import load_model
 
 FINGERPRINT_VERSION = 1
-#: the seed of the export's probe input (the exporters draw it with :func:`probe_input` too)
+#: the seed of the export's probe input (the exporters draw it with `probe_input` too)
 PROBE_SEED = 20261126
 SAMPLES = 32
 CHUNKS = 8
@@ -132,7 +132,7 @@ class Target:
 
 
 def tolerance(kind: str) -> float:
-    """The largest distance (see :meth:`Target.distance`) that still matches, for a file kind."""
+    """The largest distance (see `Target.distance`) that still matches, for a file kind."""
     return {"fp32": TOL_FP32, "fp16": TOL_FP16, "qdq": 1.0 - MIN_COSINE_QDQ}[kind]
 
 

@@ -3,7 +3,7 @@
 A recorded tensor is used when it is still in the graph and, where the level
 has a fingerprint, still has the fingerprint's shape and is computed by the
 same op (looking through Identity). Otherwise the level is *stale*: it is
-never used silently; a :class:`ValueFinder` finds it again by value (one run
+never used silently; a `ValueFinder` finds it again by value (one run
 of the file on ONNX Runtime for all stale levels), or the level is refused.
 """
 from __future__ import annotations
@@ -95,7 +95,7 @@ class MetadataStrategy:
     ``reference``/``like``) supplies the levels; they are then ``resolved_by``
     ``"reference"``. A file that ``graphfeat export`` wrote (its ``producer_name``,
     which Polygraphy, onnxsim and onnxslim keep) and that has no record, and no
-    reference either, gets a :class:`~graphfeat.errors.GraphfeatNote` naming the
+    reference either, gets a `GraphfeatNote` naming the
     recovery; a file from any other exporter does not.
     """
 

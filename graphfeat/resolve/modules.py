@@ -67,7 +67,7 @@ def full_paths(parts: Iterable[str]) -> list[str]:
 class ModuleTree(Mapping[str, list[int]]):
     """The module tree of a strategy: module path -> its nodes (those of every module below it included,
     each node once per scope chain that puts it there, in the order they were added), and
-    :attr:`children` (module -> its child modules; ``""``: the top level).
+    `children` (module -> its child modules; ``""``: the top level).
 
     A node comes with its *chain*, the modules enclosing it outermost first (``layer1``, ``layer1.0``,
     ``layer1.0.conv1``). Chains are only recorded as they come; the tree is built when first needed,

@@ -50,7 +50,7 @@ def _stride(measured: Mapping, t: str) -> int | None:
 
 def find_neck(index: GraphIndex, measured: Mapping) -> Neck | None:
     """The graph's neck (see the module docstring), or None when it has none; ``measured``: tensor ->
-    ``TensorStride`` (:func:`graphfeat.resolve.strides.measure_strides`)."""
+    ``TensorStride`` (`graphfeat.resolve.strides.measure_strides`)."""
     stride = {t: m.stride for t, m in measured.items() if m.stride}
     ups = set()
     get, outputs_of, data_inputs_of = stride.get, index.outputs_of, index.data_inputs_of

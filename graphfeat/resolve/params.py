@@ -10,7 +10,7 @@ and to every prefix (``a``).
   (it owns parameters directly, like ``bn1``) returns its region's single
   exit. A *composite* (``layer1``, ``features.3``) also takes the
   parameter-free ops that close its last block, by the rules of
-  :func:`graphfeat.region.extend_tail` (residual ``Add``/``Concat``, then an
+  `graphfeat.region.extend_tail` (residual ``Add``/``Concat``, then an
   elementwise activation group); pooling/reshape/the next module stop it.
 * A module without parameters (``relu``, ``max_pool``): the op must lie in its
   parent's region but in no sibling's region, its op type must match the name
@@ -20,7 +20,7 @@ and to every prefix (``a``).
   else is refused with the candidates.
 * A numbered child without parameters (``features.2`` = an activation,
   ``features.20`` = a max-pool): by its index between its parameter-owning
-  siblings, see :meth:`ParameterStrategy._numbered`.
+  siblings, see `ParameterStrategy._numbered`.
 
 Known limits: a composite module followed by a parameter-free *sibling*
 activation would absorb it; modules whose parameters are shared or renamed
@@ -200,12 +200,12 @@ class ParameterStrategy(ModuleStrategy):
         parameter-owning siblings ``lo < k < hi`` are the children
         ``lo+1 .. hi-1``. With one missing index they are all child ``k``
         (its output is their single exit); with several, they must split
-        into exactly ``hi - lo - 1`` chained units (:func:`chain_units`: an
+        into exactly ``hi - lo - 1`` chained units (`chain_units`: an
         activation group or one op each), matched in order. After the last
         parameter-owning sibling, the units of the parent's closing tail come
         first; a child beyond them can only be a parameter-free local
         resampling op (``MaxPool``) that alone reads the previous child's
-        output, the op :meth:`_refuse_resampling_tail` leaves undecided for
+        output, the op `_refuse_resampling_tail` leaves undecided for
         the parent — the child's index places it inside.
         """
         index = self.index

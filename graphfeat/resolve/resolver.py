@@ -1,7 +1,7 @@
 """Names to tensors: interchangeable strategies tried in order.
 
 Each strategy has the same interface: ``available``, ``resolve(name)`` (a
-:class:`Resolution`, ``None`` if it does not know the name, or a
+`Resolution`, ``None`` if it does not know the name, or a
 GraphfeatError if it knows the name but cannot pick one tensor — then no
 weaker strategy is asked, so nothing is guessed), ``layer_names()`` and
 ``known_names()``. Order: graphfeat metadata, PyTorch module scopes,
@@ -91,10 +91,10 @@ class Resolver:
         stride (by its measured stride, or its recorded reduction where the tensor
         cannot be measured): the export defines the levels. A file with layer
         names from its structure gives the deepest named level *on the trunk*
-        (:func:`graphfeat.resolve.strides.pick_named`: on a detector the
+        (`graphfeat.resolve.strides.pick_named`: on a detector the
         backbone's trunk, so a neck output is never taken for a backbone level).
         Where no named level is there, or with ``neck``, the rule picks
-        (:func:`graphfeat.resolve.strides.pick_strides`); where the rule finds no
+        (`graphfeat.resolve.strides.pick_strides`); where the rule finds no
         trunk tensor at a stride of a file without a neck, the deepest named
         level at that stride is taken (a multi-branch network's branch).
         """

@@ -8,7 +8,7 @@
   the first entry is the root and the last the node itself.
 
 A module's nodes are those whose scope path contains it; its output is the
-single tensor they write that is read outside (see :mod:`graphfeat.region`).
+single tensor they write that is read outside (see `graphfeat.region`).
 Limit: a module called twice (TorchScript names the second call ``relu_1``)
 is two scopes; ``relu`` names the first call only.
 """

@@ -8,13 +8,13 @@ last dim is a static 1, 3 or 4 and its second is not, ``(B, H, W, C)`` (NHWC).
 Each tensor's shape is taken at a concrete input size; the size is the input's
 own when H and W are static, else a *probe size*. Shapes come, cheapest first,
 from (1) ``onnx`` shape inference on the weight-free skeleton at the concrete size
-(graphfeat's one inference entry, :func:`graphfeat.graph.infer_types`), (2) a
+(graphfeat's one inference entry, `graphfeat.graph.infer_types`), (2) a
 probe run on ONNX Runtime of that skeleton (zero weights, seeded random
 input) that exposes the still-unknown tensors as outputs (contrib ops such as
 ``com.microsoft.FusedConv``, data-dependent shapes). At the input's own size
-the inference is the index's (:attr:`GraphIndex.types`): strict when the model
+the inference is the index's (`GraphIndex.types`): strict when the model
 passes, so that the cut's check reuses it instead of inferring the result
-again (the rule in :func:`graphfeat.graph.check_model`). A tensor has stride ``s``
+again (the rule in `graphfeat.graph.check_model`). A tensor has stride ``s``
 in layout
 
 - ``nchw``: shape ``(B, C, h, w)``,
@@ -370,7 +370,7 @@ def _from_source(fits: list[_Fit], src: TensorStride | None) -> list[_Fit]:
 
 def _valid_place(index: GraphIndex, t: str, s: int, probes: list, batch: int,
                  result: dict[str, TensorStride]) -> TensorStride | None:
-    """``t`` at stride ``s``, the product of the ops' strides on the way (:mod:`graphfeat.resolve.downsampling`),
+    """``t`` at stride ``s``, the product of the ops' strides on the way (`graphfeat.resolve.downsampling`),
     when its size fits ``s`` as an unpadded size at every probe size: that stride wins over the size ratio
     (Inception-v3's 17x17 at 299 px is stride 16, not 18)."""
     per_probe = [_valid_fits(shapes.get(t), size, batch, s) for size, shapes in probes]
@@ -449,7 +449,7 @@ class Analysis:
 
     def claims(self, index: GraphIndex, levels: Sequence[tuple[str, int, str]]) -> list[tuple[str, list[str]]]:
         """What the rule's definition says of the picked ``levels`` ((tensor, stride, source), any order), for
-        :func:`graphfeat.resolve.dominance.check_claims`: a backbone level lies on every path to the next
+        `graphfeat.resolve.dominance.check_claims`: a backbone level lies on every path to the next
         deeper backbone level and to the trunk's end (the backbone's last tensor, or the graph outputs); a
         neck output on every path to the places its stride leaves the neck."""
         end = [self.end] if self.end is not None else list(index.outputs)
@@ -583,7 +583,7 @@ def pick_named(index: GraphIndex, analysis: Analysis, named: Sequence[tuple[str,
 
 def trunk_candidates(index: GraphIndex) -> dict[int, list[Candidate]]:
     """Stride -> strided trunk tensors before the head, shallow to deep; the rule's pick is marked ``deepest``.
-    On a graph with a neck these are the backbone's; :func:`analyse` has the neck's outputs too."""
+    On a graph with a neck these are the backbone's; `analyse` has the neck's outputs too."""
     return analyse(index).by_stride
 
 

@@ -15,7 +15,7 @@ with one trailing ``_N`` taken off each component; an exact path wins, then
 a suffix as written, then a suffix without the call suffixes. Several scopes
 at the same rank are ambiguous and refused with the candidates.
 
-A scope's output is found as for PyTorch scopes (:mod:`.scope`): the single
+A scope's output is found as for PyTorch scopes (`scope`): the single
 tensor its nodes write that is read outside them.
 """
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The run layer: run feature models on runtimes, compare levels, and talk to MindSpore workers.
 
-Modules: :mod:`.sessions` (one callable per runtime: ONNX Runtime, OpenVINO,
-``onnx.reference``), :mod:`.compare` (a level against its reference),
-:mod:`.precision` (what a level is computed in, and the criterion that follows),
-:mod:`.verification` (``verify``), :mod:`.pyramid` (``FeaturePyramid``, the
-deploy-time object), :mod:`.workers` (the one MindSpore-worker protocol), :mod:`.export_options`
+Modules: `sessions` (one callable per runtime: ONNX Runtime, OpenVINO,
+``onnx.reference``), `compare` (a level against its reference),
+`precision` (what a level is computed in, and the criterion that follows),
+`verification` (``verify``), `pyramid` (``FeaturePyramid``, the
+deploy-time object), `workers` (the one MindSpore-worker protocol), `export_options`
 (``ExportOptions``, the export's options and their defaults). It
 imports the file, graph and levels layers, nothing above.
 """

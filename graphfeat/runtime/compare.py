@@ -4,7 +4,7 @@ Used by ``graphfeat verify`` and by the export's proofs. The figure of merit
 is the error relative to the reference level's largest magnitude:
 ``max|a - r| / max|r|``. Also measured: the cosine similarity and the SQNR
 (``10 log10(sum r^2 / sum (r - a)^2)`` dB, ``inf`` when equal), which judge a
-quantised level (:mod:`.precision`).
+quantised level (`precision`).
 """
 from __future__ import annotations
 

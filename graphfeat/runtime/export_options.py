@@ -1,10 +1,10 @@
 """The options of an export, and their defaults: written here once, used by every way into the export.
 
-``exporters.export_model`` takes an :class:`ExportOptions` (or its fields as
+``exporters.export_model`` takes an [`ExportOptions`][exporters.ExportOptions] (or its fields as
 keyword arguments); ``graphfeat export`` builds one from its arguments;
-:func:`graphfeat.runtime.export_in_worker` sends one to the MindSpore worker
-as JSON (:meth:`ExportOptions.to_json`), which rebuilds it
-(:meth:`ExportOptions.from_json`). This module imports neither MindSpore nor
+`graphfeat.runtime.export_in_worker` sends one to the MindSpore worker
+as JSON (`ExportOptions.to_json`), which rebuilds it
+(`ExportOptions.from_json`). This module imports neither MindSpore nor
 numpy: ``graphfeat export`` starts its worker before those imports.
 """
 from __future__ import annotations
@@ -61,7 +61,7 @@ class ExportOptions:
     def of(cls, options: ExportOptions | None = None, overrides: Mapping[str, Any] | None = None, *,
            caller: str = "ExportOptions") -> ExportOptions:
         """``options`` (default: all defaults) with the fields in ``overrides`` replaced; an override may use
-        an older name (:data:`ALIASES`). An unknown name raises TypeError, as an unknown keyword would."""
+        an older name (`ALIASES`). An unknown name raises TypeError, as an unknown keyword would."""
         fields = {f.name for f in dataclasses.fields(cls)}
         changes: dict[str, Any] = {}
         for name, value in (overrides or {}).items():
@@ -80,7 +80,7 @@ class ExportOptions:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExportOptions:
-        """The options :meth:`to_json` wrote (older names accepted, see :data:`ALIASES`)."""
+        """The options `to_json` wrote (older names accepted, see `ALIASES`)."""
         return cls.of(None, data, caller="ExportOptions.from_json")
 
 

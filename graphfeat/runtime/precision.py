@@ -91,7 +91,7 @@ def _loosest(types: Sequence[str]) -> str:
 
 
 def level_precisions(model: onnx.ModelProto, tensors: Sequence[str]) -> dict[str, Precision]:
-    """The :class:`Precision` of each of ``tensors`` (graph outputs or intermediates) of ``model``."""
+    """The `Precision` of each of ``tensors`` (graph outputs or intermediates) of ``model``."""
     producer: dict[str, onnx.NodeProto] = {}
     for node in model.graph.node:
         for o in node.output:
@@ -137,9 +137,9 @@ def criterion_for(precision: Precision, *, rtol: float | None = None, atol: floa
                   min_cosine: float | None = None, min_sqnr: float | None = None) -> Criterion:
     """The criterion a level of ``precision`` is judged by; explicit arguments override the defaults.
 
-    A quantised level is judged by cosine and SQNR (defaults :data:`DEFAULT_MIN_COSINE`,
-    :data:`DEFAULT_MIN_SQNR`); an explicit ``rtol`` adds an elementwise check to them. Any other level
-    is judged elementwise, at ``rtol`` or the default for its precision (:data:`DEFAULT_RTOLS`), plus any
+    A quantised level is judged by cosine and SQNR (defaults `DEFAULT_MIN_COSINE`,
+    `DEFAULT_MIN_SQNR`); an explicit ``rtol`` adds an elementwise check to them. Any other level
+    is judged elementwise, at ``rtol`` or the default for its precision (`DEFAULT_RTOLS`), plus any
     explicit cosine/SQNR floor.
     """
     if precision.quantized:

@@ -1,11 +1,11 @@
 """Run an ONNX model on one of several runtimes, behind one function.
 
-A :class:`Session` says which execution providers really ran it
+A `Session` says which execution providers really ran it
 (``providers``): ONNX Runtime's ``get_providers()`` after loading (it falls
 back to the CPU silently when, say, CUDA is requested on a machine without it),
 ``["openvino:CPU"]`` for OpenVINO, ``["onnx.reference"]`` for the reference
 evaluator. A requested provider that is not active is a warning
-(:class:`ProviderWarning`), or a GraphfeatError with ``strict_providers``.
+(`ProviderWarning`), or a GraphfeatError with ``strict_providers``.
 """
 from __future__ import annotations
 
@@ -111,21 +111,21 @@ _LOADERS = {"onnxruntime": _onnxruntime, "openvino": _openvino, "reference": _re
 
 def session(model: Source, runtime: str = "onnxruntime", providers=None,
             strict_providers: bool = False, *, prepack: bool = True) -> Session:
-    """A :class:`Session` (``feeds -> {output name: array}``) running ``model`` on ``runtime``.
+    """A `Session` (``feeds -> {output name: array}``) running ``model`` on ``runtime``.
 
     ``model``: a proto (its weights in memory), or the path of an ONNX file, which ONNX Runtime and
     OpenVINO read themselves, external data included: no copy of the weights is made in Python. A path
-    is first read without its weights (:func:`graphfeat.onnxfile.load_skeleton`), so graphfeat's checks of
+    is first read without its weights (`graphfeat.onnxfile.load_skeleton`), so graphfeat's checks of
     the file and of every external-data location come before a runtime reads them.
 
     ``providers`` go to ONNX Runtime (the other runtimes take none). When one of them is not active after
-    loading, a :class:`ProviderWarning` says which providers run instead; with ``strict_providers`` it is a
+    loading, a `ProviderWarning` says which providers run instead; with ``strict_providers`` it is a
     GraphfeatError.
 
     ``prepack``: ONNX Runtime pre-packs the weights of its matrix kernels while it loads (its default, for
     a session that runs many times: the ``deploy`` policy). False for one that runs a few times, such as an
     export's proofs (the ``proof`` policy): it loads faster and holds less memory while it does (see
-    :data:`graphfeat.graph.POLICIES`).
+    `graphfeat.graph.POLICIES`).
     """
     if runtime not in _LOADERS:
         raise GraphfeatError(f"unknown runtime '{runtime}'; choose one of {', '.join(RUNTIMES)}")
@@ -153,7 +153,7 @@ def session(model: Source, runtime: str = "onnxruntime", providers=None,
 def run_onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
                     outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Run ``model`` (not modified) once on the CPU with ONNX Runtime, under the ``proof`` policy;
-    ``outputs`` may name intermediate tensors (:func:`graphfeat.graph.ort_runner`)."""
+    ``outputs`` may name intermediate tensors (`graphfeat.graph.ort_runner`)."""
     run = ort_runner(model, outputs, policy="proof", threads=worker_threads())
     try:
         return run(feeds)

@@ -4,7 +4,7 @@ The reference is MindSpore (``model``), a file written by ``export --reference``
 (``reference``), or the pyramid of the file this one was made from
 (``against``: an fp16, quantised or optimised copy judged by its original, on
 ONNX Runtime, with no MindSpore and no npz). Each level is judged by the
-criterion its precision calls for (:mod:`.precision`); the report says which
+criterion its precision calls for (`precision`); the report says which
 applied, which providers really ran, and how many distinct images were used.
 """
 from __future__ import annotations
@@ -154,7 +154,7 @@ def _original_levels(original: onnx.ModelProto, path: str, names: Sequence[str])
 class VerifyOptions:
     """What ``verify`` compares against and how. Exactly one source: ``model`` (MindSpore, with
     ``checkpoint``), ``reference`` (an export's ``.npz``) or ``against`` (the original ``.onnx``). ``rtol``
-    None: each level's precision's default (:func:`graphfeat.runtime.precision.criterion_for`)."""
+    None: each level's precision's default (`graphfeat.runtime.precision.criterion_for`)."""
 
     model: str | None = None
     checkpoint: str = ""
@@ -188,15 +188,15 @@ def verify(path: str | os.PathLike, *, runtime: str = "onnxruntime", **options) 
     """Run the cut model at ``path`` on ``runtime`` and compare every level with MindSpore
     (``model``), a reference file (``reference``) or the original file's pyramid (``against``).
 
-    ``options``: the fields of :class:`VerifyOptions` but ``runtimes``; see :func:`verify_runtimes`."""
+    ``options``: the fields of `VerifyOptions` but ``runtimes``; see `verify_runtimes`."""
     return verify_runtimes(path, runtimes=[runtime], **options)[0]
 
 
 def verify_runtimes(path: str | os.PathLike, options: VerifyOptions | None = None, **fields) -> list[VerifyReport]:
-    """:func:`verify` on several runtimes, against one reference (MindSpore runs once).
+    """[`verify`][graphfeat.verify] on several runtimes, against one reference (MindSpore runs once).
 
-    Give a :class:`VerifyOptions`, or its fields as keywords. Criteria
-    (:func:`graphfeat.runtime.precision.criterion_for`): a level computed in float32 passes at
+    Give a `VerifyOptions`, or its fields as keywords. Criteria
+    (`graphfeat.runtime.precision.criterion_for`): a level computed in float32 passes at
     ``max_abs <= atol + rtol * max|ref|`` with rtol 1e-4, float16 and bfloat16 at their looser defaults;
     a quantised level by cosine and SQNR floors. Explicit ``rtol``/``min_cosine``/``min_sqnr`` override.
     ``providers`` go to ONNX Runtime; one not active warns, or raises with ``strict_providers``.

@@ -3,12 +3,12 @@
 ``graphfeat`` never imports MindSpore itself. Each job's arguments go out as
 JSON; the answer is ``{"ok": true, "result": ...}`` or ``{"ok": false, "kind":
 "user"|"internal", "error": "..."}``. The jobs, one client function each:
-``export`` (:func:`export_in_worker`), ``levels`` (:func:`mindspore_levels`)
-and ``models`` (:func:`registered_models`). Without the ``mindspore`` extra
+``export`` (`export_in_worker`), ``levels`` (`mindspore_levels`)
+and ``models`` (`registered_models`). Without the ``mindspore`` extra
 they raise a GraphfeatError that says how to install it.
 
 By default a job runs in a fresh ``python -m exporters.worker JOB ARGS``
-process, whose last stdout line is the answer. A :class:`Worker` instead keeps
+process, whose last stdout line is the answer. A `Worker` instead keeps
 one process (``--serve``) for a series of jobs, sparing MindSpore's start-up
 (1.5-4 s) after the first; it starts afresh after a failed job (a failed
 MindSpore export leaves its process unable to export again) and when the
@@ -49,7 +49,7 @@ THREADS_VAR = "GRAPHFEAT_THREADS"
 
 
 def worker_threads() -> int | None:
-    """The thread count a parent set for this worker (``GRAPHFEAT_THREADS``, see :func:`run_job`), or None:
+    """The thread count a parent set for this worker (``GRAPHFEAT_THREADS``, see `run_job`), or None:
     each library's default."""
     value = os.environ.get(THREADS_VAR, "")
     return int(value) if value.isdigit() and int(value) > 0 else None
@@ -85,9 +85,9 @@ class Worker:
 
     The process starts at the first job and answers each on one stdout line.
     It ends after a failed job and after a job that leaves it above
-    ``max_rss_mb`` of memory; the next job starts a new one. :meth:`close` (or
+    ``max_rss_mb`` of memory; the next job starts a new one. `close` (or
     leaving a ``with`` block) ends it. One job at a time: give each thread its
-    own Worker. ``threads``: see :func:`run_job`.
+    own Worker. ``threads``: see `run_job`.
     """
 
     def __init__(self, threads: int | None = None, max_rss_mb: int = DEFAULT_MAX_RSS_MB) -> None:
@@ -190,7 +190,7 @@ def export_in_worker(model: str | None, output: str | os.PathLike | None = None,
     (``package.module:factory``, importable from the working directory or PYTHONPATH) returns when
     called with ``options.cell_kwargs``, in a fresh worker; the export report as a dict. ``options``
     (default: all defaults), with any of its fields given as keyword arguments instead or on top, are
-    :class:`ExportOptions` (see ``exporters.export_model``). ``threads``, ``worker``: see :func:`run_job`."""
+    [`ExportOptions`][exporters.ExportOptions] (see ``exporters.export_model``). ``threads``, ``worker``: see `run_job`."""
     options = ExportOptions.of(options, kwargs, caller="export_in_worker")
     if (model is None) == (options.cell is None):
         raise GraphfeatError("give one registered MODEL name or --cell package.module:factory")

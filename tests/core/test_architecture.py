@@ -262,3 +262,13 @@ def test_functions_are_short_or_say_why_not():
     assert len(LONG_FUNCTIONS) <= 2
     for key, doc in long.items():
         assert "long" in doc.lower() or "one function" in doc.lower(), f"{key}: its docstring must say why it is long"
+
+
+#: a Sphinx role (``:func:`x```): the docstrings are Markdown for mkdocstrings, cross-references ``[`x`][pkg.x]``
+SPHINX_ROLE = re.compile(r":(func|class|meth|data|attr|mod|exc|obj):`")
+
+
+def test_docstrings_use_the_sites_markdown_cross_references():
+    found = [f"{path.relative_to(ROOT)}:{n}" for folder in ("graphfeat", "exporters") for path in _sources(folder)
+             for n, line in enumerate(path.read_text().splitlines(), 1) if SPHINX_ROLE.search(line)]
+    assert not found, f"Sphinx roles in docstrings (write `name` or [`name`][graphfeat.name]): {found[:10]}"
