@@ -15,12 +15,15 @@ the truncation, so the head and deeper stages are never computed.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from mindspore import Tensor, nn
 
 from graphfeat.errors import GraphfeatError
 from graphfeat.levels import FeatureInfo
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def flat_name(name: str) -> str:
@@ -109,6 +112,31 @@ class FeatureExtractWrapper(nn.Cell):
                 out = out + (x,)
             i += 1
         return out
+
+
+class HeadlessFeatures:
+    """Mixin for a rewritten feature class that is its classifier without the head (scenario 3), placed
+    before the classifier in the bases: no head cells, the levels from the classifier's ``forward_levels``,
+    and the classifier's seeded values. The subclass sets ``feature_info`` and, when the classifier's
+    ``init_extra_weights`` draws from the shared stream, ``head_weight_size``: the draws the head's dense
+    weight took before it in the classifier's first pass, skipped here so that both draw the same values."""
+
+    is_rewritten = True
+    head_weight_size = 0
+
+    def _make_head(self, num_classes: int) -> None:
+        """No head: the levels stop before it."""
+
+    def init_extra_weights(self, rng: "np.random.Generator") -> None:
+        """The classifier's extra seeded values, after skipping its head weight's draws."""
+        for start in range(0, self.head_weight_size, 1 << 22):
+            rng.normal(0.0, 1.0, size=min(1 << 22, self.head_weight_size - start))
+        extra = getattr(super(), "init_extra_weights", None)
+        if extra is not None:
+            extra(rng)
+
+    def construct(self, x: Tensor) -> tuple:
+        return self.forward_levels(x)
 
 
 class ClassifierLevels(nn.Cell):

@@ -22,7 +22,7 @@ from typing import Any, Type, Union
 
 from mindspore import Tensor, nn, ops
 
-from ..features import levels_view
+from ..features import HeadlessFeatures, levels_view
 from ..helpers import build_model_with_cfg, default_cfg
 from ..registry import register_model
 from .layers import GlobalAvgPooling
@@ -251,21 +251,14 @@ class HRNet(nn.Cell):
         return out
 
 
-class HRNetFeatures(HRNet):
+class HRNetFeatures(HeadlessFeatures, HRNet):
     """HRNet as a feature pyramid: the stem activation and the four incremental-module outputs."""
 
     init_like = HRNet  # same seeded weights as the classifier: reuse its cached init
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.is_rewritten = True
         self.feature_info = _feature_info()
-
-    def _make_head(self, num_classes: int) -> None:
-        """No head: the feature class stops at the incremental modules."""
-
-    def construct(self, x: Tensor) -> tuple:
-        return self.forward_levels(x)
 
 
 def _feature_info() -> list[dict]:

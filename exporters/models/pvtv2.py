@@ -39,7 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 from mindspore import Tensor, nn, ops
 
-from ..features import levels_view
+from ..features import HeadlessFeatures, levels_view
 from ..helpers import build_model_with_cfg, default_cfg
 from ..registry import register_model
 from .layers import GELU, DropPath
@@ -241,21 +241,14 @@ class PyramidVisionTransformerV2(nn.Cell):
         return levels_view(self, _feature_info(self.embed_dims))
 
 
-class PyramidVisionTransformerV2Features(PyramidVisionTransformerV2):
+class PyramidVisionTransformerV2Features(HeadlessFeatures, PyramidVisionTransformerV2):
     """PVTv2 as a feature pyramid: each stage's normed output as an NCHW map; no head."""
 
     init_like = PyramidVisionTransformerV2  # same seeded weights as the classifier: reuse its cached init
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.is_rewritten = True
         self.feature_info = _feature_info(self.embed_dims)
-
-    def _make_head(self, num_classes: int) -> None:
-        """No head: the feature class stops at the last stage's norm."""
-
-    def construct(self, x: Tensor) -> tuple:
-        return self.forward_levels(x)
 
 
 def _feature_info(embed_dims: Sequence[int]) -> list[dict]:

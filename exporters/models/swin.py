@@ -52,7 +52,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
-from ..features import levels_view
+from ..features import HeadlessFeatures, levels_view
 from ..helpers import build_model_with_cfg, default_cfg
 from ..registry import register_model
 from .layers import GELU, DropPath
@@ -408,7 +408,7 @@ class SwinTransformer(nn.Cell):
         return out
 
 
-class SwinTransformerFeatures(SwinTransformer):
+class SwinTransformerFeatures(HeadlessFeatures, SwinTransformer):
     """Swin as a feature pyramid: each stage's output (before patch merging) as NCHW; no final norm, no head."""
 
     init_like = SwinTransformer  # same seeded weights as the classifier: reuse its cached init
@@ -416,21 +416,7 @@ class SwinTransformerFeatures(SwinTransformer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.head_weight_size = self.num_features * max(int(kwargs.get("num_classes", 1000)), 0)
-        self.is_rewritten = True
         self.feature_info = _feature_info(self.num_layers, self.embed_dim, self.patch_size)
-
-    def _make_head(self, num_classes: int) -> None:
-        """No head: the feature class stops at the last stage."""
-
-    def init_extra_weights(self, rng: np.random.Generator) -> None:
-        """The classifier's seeded values: first skip the draws its head weight took in the first pass."""
-        skip = self.head_weight_size
-        for start in range(0, skip, 1 << 22):
-            rng.normal(0.0, 1.0, size=min(1 << 22, skip - start))
-        super().init_extra_weights(rng)
-
-    def construct(self, x: Tensor) -> tuple:
-        return self.forward_levels(x)
 
 
 def _feature_info(num_layers: int, embed_dim: int, patch_size: int) -> list[dict]:

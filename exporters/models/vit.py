@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
-from ..features import levels_view
+from ..features import HeadlessFeatures, levels_view
 from ..helpers import build_model_with_cfg, default_cfg
 from ..registry import register_model
 from .layers import GELU, DropPath
@@ -231,7 +231,7 @@ class VisionTransformer(nn.Cell):
         return out
 
 
-class VisionTransformerFeatures(VisionTransformer):
+class VisionTransformerFeatures(HeadlessFeatures, VisionTransformer):
     """ViT as a feature pyramid: every block's patch tokens as NCHW maps; no final norm, no head."""
 
     init_like = VisionTransformer  # same seeded weights as the classifier: reuse its cached init
@@ -239,22 +239,8 @@ class VisionTransformerFeatures(VisionTransformer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.head_weight_size = self.embed_dim * max(int(kwargs.get("num_classes", 1000)), 0)
-        self.is_rewritten = True
         self.feature_info = _feature_info(self.depth, self.embed_dim, self.patch_size)
         self.default_out_indices = DEFAULT_OUT_INDICES if self.depth == 12 else None
-
-    def _make_head(self, num_classes: int) -> None:
-        """No head: the feature class stops at the last block."""
-
-    def init_extra_weights(self, rng: np.random.Generator) -> None:
-        """The classifier's seeded values: first skip the draws its head weight took in the first pass."""
-        skip = self.head_weight_size
-        for start in range(0, skip, 1 << 22):
-            rng.normal(0.0, 1.0, size=min(1 << 22, skip - start))
-        super().init_extra_weights(rng)
-
-    def construct(self, x: Tensor) -> tuple:
-        return self.forward_levels(x)
 
 
 def _feature_info(depth: int, embed_dim: int, patch_size: int) -> list[dict]:
