@@ -145,3 +145,16 @@ class ResidualLayers(nn.Cell):
         if self.use_res_connect:
             return x + self.layers(x)
         return self.layers(x)
+
+
+class Mlp(nn.Cell):
+    """``fc1`` -> GELU -> ``fc2`` (MindCV's ``layers.mlp.Mlp``, and swin's): a transformer block's MLP."""
+
+    def __init__(self, in_features: int, hidden_features: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Dense(in_features, hidden_features, has_bias=True)
+        self.act = GELU()
+        self.fc2 = nn.Dense(hidden_features, in_features, has_bias=True)
+
+    def construct(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))

@@ -55,7 +55,7 @@ from mindspore import Parameter, Tensor, nn, ops
 from ..features import HeadlessFeatures, levels_view
 from ..helpers import build_model_with_cfg, default_cfg
 from ..registry import register_model
-from .layers import GELU, DropPath
+from .layers import DropPath, Mlp
 
 __all__ = ["SwinTransformer", "SwinTransformerFeatures", "SwinTransformerBlock", "WindowAttention",
            "RelativeBias", "PatchEmbed", "PatchMerging", "BasicLayer", "Roll", "DYNAMIC_SIZE_REFUSAL"]
@@ -86,19 +86,6 @@ def _shifted_window_mask(resolution: Sequence[int], window: int, shift: int) -> 
     windows = windows.reshape(-1, window * window)
     diff = windows[:, None, :] - windows[:, :, None]
     return np.where(diff == 0, 0.0, -100.0).astype(np.float32)[None, :, None]
-
-
-class Mlp(nn.Cell):
-    """``fc1`` -> GELU -> ``fc2`` (MindCV's swin ``Mlp``)."""
-
-    def __init__(self, in_features: int, hidden_features: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Dense(in_features, hidden_features, has_bias=True)
-        self.act = GELU()
-        self.fc2 = nn.Dense(hidden_features, in_features, has_bias=True)
-
-    def construct(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class WindowPartition(nn.Cell):

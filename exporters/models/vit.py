@@ -42,7 +42,7 @@ from mindspore import Parameter, Tensor, nn, ops
 from ..features import HeadlessFeatures, levels_view
 from ..helpers import build_model_with_cfg, default_cfg
 from ..registry import register_model
-from .layers import GELU, DropPath
+from .layers import DropPath, Mlp
 
 __all__ = ["VisionTransformer", "VisionTransformerFeatures", "Block", "Attention", "PatchEmbed",
            "DEFAULT_OUT_INDICES", "DYNAMIC_SIZE_REFUSAL"]
@@ -111,19 +111,6 @@ class Attention(nn.Cell):
         out = ops.transpose(out, (0, 2, 1, 3))
         out = ops.reshape(out, (-1, n, c))
         return self.proj(out)
-
-
-class Mlp(nn.Cell):
-    """``fc1`` -> GELU -> ``fc2`` (MindCV's ``layers.mlp.Mlp``)."""
-
-    def __init__(self, in_features: int, hidden_features: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Dense(in_features, hidden_features, has_bias=True)
-        self.act = GELU()
-        self.fc2 = nn.Dense(hidden_features, in_features, has_bias=True)
-
-    def construct(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class Block(nn.Cell):
