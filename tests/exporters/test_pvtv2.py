@@ -228,8 +228,10 @@ def test_full_size_logits_and_levels_equal_mindcv(tmp_path, name):
     _compare_with_mindcv(tmp_path, name, 224, 224, **VARIANTS[name], **_SHARED, num_classes=1000)
 
 
+@pytest.mark.slow
 def test_small_pvtv2_dynamic_size_export_holds_at_another_size(tmp_path, monkeypatch):
-    """No position embedding and no reshape that splits a spatial axis: one file serves every size."""
+    """No position embedding and no reshape that splits a spatial axis: one file serves every size (the default
+    suite proves it on pvt_v2_b0 itself, in tests/integration/test_dynamic_size.py)."""
     name = _small_registered(monkeypatch)
     path = tmp_path / "pvt_small_dynamic.onnx"
     report = exporters.export_model(name, path, input_size=SIZE, seed=0, dynamic_size=True, second_size=(64, 96),
