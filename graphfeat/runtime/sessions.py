@@ -97,11 +97,37 @@ def _openvino(source: Source, graph: onnx.GraphProto, providers=None) -> tuple[C
     return run, ["openvino:CPU"]
 
 
+def _reference_fixes(model: onnx.ModelProto) -> list[type]:
+    """Operators of ``model`` that ``onnx.reference`` computes wrongly, as corrected implementations.
+
+    Before opset 14 a one-output BatchNormalization is in inference mode (the output count selects the
+    mode), but ``onnx.reference`` normalises it with the batch's statistics, because the schema's default
+    momentum stands in for "training"; the running statistics are the right ones.
+    """
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    norms = [n for n in model.graph.node if n.op_type == "BatchNormalization" and n.domain in ("", "ai.onnx")]
+    if opset >= 14 or not norms or any(len([o for o in n.output if o]) != 1 for n in norms):
+        return []
+    from onnx.reference.op_run import OpRun
+
+    class BatchNormalization(OpRun):
+        """Inference-mode BatchNormalization: the running mean and variance."""
+
+        def _run(self, x, scale, bias, mean, var, epsilon=None, momentum=None, spatial=None,  # noqa: ARG002
+                 is_test=None, consumed_inputs=None, training_mode=None):
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            eps = 1e-5 if epsilon is None else epsilon
+            y = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps) * scale.reshape(shape) + bias.reshape(shape)
+            return (y.astype(x.dtype),)
+
+    return [BatchNormalization]
+
+
 def _reference(source: Source, graph: onnx.GraphProto, providers=None) -> tuple[Callable[[dict], dict], list[str]]:
     from onnx.reference import ReferenceEvaluator
 
     model = source if isinstance(source, onnx.ModelProto) else load_with_weights(source)
-    evaluator = ReferenceEvaluator(model)
+    evaluator = ReferenceEvaluator(model, new_ops=_reference_fixes(model) or None)
     names = [o.name for o in graph.output]
     return (lambda feeds: dict(zip(names, evaluator.run(None, feeds)))), ["onnx.reference"]
 

@@ -367,3 +367,20 @@ def test_first_line_of_an_exception_never_fails():
     assert first_line(RuntimeError("\n  \n")) == "RuntimeError"
     assert first_line(ValueError("\n first \nsecond")) == "first"
     assert first_line(ValueError("x" * 500), limit=10) == "x" * 10
+
+
+def test_the_reference_runtime_reads_an_opset_11_batchnorm_in_inference_mode(tmp_path):
+    """A one-output BatchNormalization before opset 14 uses its running statistics: onnx.reference alone
+    would normalise with the batch's (a wrong level, 1e-1 off at layer4), so graphfeat corrects that op."""
+    from converter_fixtures import DATA, FIXTURES, assert_level, values_of
+
+    fid = "mindspore_mindcv_resnet18"
+    src = DATA / f"{fid}.onnx"
+    model = onnx.load(src)
+    assert FIXTURES[fid]["onnx_opset"] == 11 and any(n.op_type == "BatchNormalization" for n in model.graph.node)
+    names = ["layer1", "layer4"]
+    cut = graphfeat.cut_file(src, tmp_path / "cut.onnx", layers=names)
+    values = values_of(fid)
+    got = graphfeat.FeaturePyramid(cut, runtime="reference")(values["input"])
+    for name in names:
+        assert_level(got[name], values[f"level.{name}"], FIXTURES[fid], f"{fid} {name} on onnx.reference")
