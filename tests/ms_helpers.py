@@ -69,3 +69,39 @@ def release_models() -> None:
     unseeded.cache_clear()
     clear_weights_cache()
     release_memory()
+
+
+def register_for_test(monkeypatch, name: str, family: str, create) -> str:
+    """Register ``create(pretrained=False, **kwargs)`` as model ``name`` of ``family`` for one test (an export of a
+    classifier takes a registered name); ``monkeypatch`` restores the registry afterwards."""
+    from exporters import registry
+
+    monkeypatch.setitem(registry._model_entrypoints, name, create)
+    monkeypatch.setitem(registry._model_family, name, family)
+    return name
+
+
+def check_cut_everywhere(path, reference, model_name: str, picked: list[str], out_indices: list[int],
+                         out_dir, size: tuple[int, int]) -> None:
+    """The cut of ``picked`` out of the export at ``path``: verified against the export's ``reference`` on ONNX
+    Runtime, OpenVINO and onnx.reference, and at batch 3 (a batch not exported) equal to MindSpore's levels
+    ``out_indices`` of ``model_name``, NCHW, without the classifier's output."""
+    import graphfeat
+    from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME
+    from graphfeat.runtime import run_onnxruntime
+
+    from conftest import assert_close_rel, rand_images
+
+    cut_path = graphfeat.cut_file(path, out_dir / f"{model_name}.features.onnx", layers=picked)
+    for runtime in ("onnxruntime", "openvino", "reference"):
+        verdict = graphfeat.verify(cut_path, reference=reference, runtime=runtime)
+        assert verdict.ok and [m.name for m in verdict.levels] == picked, (runtime, verdict)
+    cut = graphfeat.cut(str(path), layers=picked)
+    x = rand_images(3, *size, seed=3)
+    got = run_onnxruntime(cut, {INPUT_NAME: x}, [o.name for o in cut.graph.output])
+    want = levels(exporters.create_model(model_name, seed=0, features_only=True, out_indices=out_indices), x)
+    assert OUTPUT_NAME not in got
+    for out, expected, label in zip(cut.graph.output, want, picked):
+        assert float(expected.std()) > 1e-2, f"{label}: no signal"
+        assert got[out.name].shape == (3,) + expected.shape[1:], label
+        assert_close_rel(got[out.name], expected, 1e-4, label)

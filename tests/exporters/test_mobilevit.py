@@ -18,14 +18,11 @@ import mindspore as ms  # noqa: E402
 from mindspore import Tensor  # noqa: E402
 
 import exporters  # noqa: E402
-import graphfeat  # noqa: E402
 from exporters.models import mobilevit  # noqa: E402
-from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME  # noqa: E402
 from graphfeat.errors import GraphfeatError  # noqa: E402
-from graphfeat.runtime import run_onnxruntime  # noqa: E402
 
 from conftest import assert_close_rel, rand_images  # noqa: E402
-from ms_helpers import levels  # noqa: E402
+from ms_helpers import check_cut_everywhere, levels  # noqa: E402
 
 MODELS = ["mobilevit_xx_small", "mobilevit_x_small", "mobilevit_small"]
 LAYERS = [f"layer_{i}" for i in range(1, 6)]
@@ -136,19 +133,7 @@ def _export_proves_every_level(path, name: str, size: tuple, reference=None) -> 
 def test_mobilevit_xx_small_export_proves_every_level_and_the_cut_equals_mindspore(tmp_path):
     path, ref = tmp_path / "mvit.onnx", tmp_path / "mvit.npz"
     _export_proves_every_level(path, "mobilevit_xx_small", SIZE, reference=ref)
-    picked = ["layer_2", "layer_5"]
-    cut_path = graphfeat.cut_file(path, tmp_path / "mvit.features.onnx", layers=picked)
-    for runtime in ("onnxruntime", "openvino", "reference"):  # the levels on every runtime, against MindSpore's
-        verdict = graphfeat.verify(cut_path, reference=ref, runtime=runtime)
-        assert verdict.ok and [m.name for m in verdict.levels] == picked, (runtime, verdict)
-    cut = graphfeat.cut(str(path), layers=picked)
-    x = rand_images(3, *SIZE, seed=3)
-    got = run_onnxruntime(cut, {INPUT_NAME: x}, [o.name for o in cut.graph.output])
-    want = levels(exporters.create_model("mobilevit_xx_small", seed=0, features_only=True, out_indices=[1, 4]), x)
-    assert OUTPUT_NAME not in got
-    for out, expected, label in zip(cut.graph.output, want, picked):
-        assert float(expected.std()) > 1e-2
-        assert_close_rel(got[out.name], expected, 1e-4, label)
+    check_cut_everywhere(path, ref, "mobilevit_xx_small", ["layer_2", "layer_5"], [1, 4], tmp_path, SIZE)
 
 
 def test_dynamic_size_is_refused_with_the_reason(tmp_path):

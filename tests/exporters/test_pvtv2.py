@@ -18,15 +18,13 @@ import mindspore as ms  # noqa: E402
 from mindspore import Tensor, nn  # noqa: E402
 
 import exporters  # noqa: E402
-import graphfeat  # noqa: E402
-from exporters import registry  # noqa: E402
 from exporters.helpers import build_model_with_cfg  # noqa: E402
 from exporters.models import pvtv2  # noqa: E402
 from exporters.onnx_export import INPUT_NAME  # noqa: E402
 from graphfeat.runtime import run_onnxruntime  # noqa: E402
 
 from conftest import assert_close_rel, rand_images  # noqa: E402
-from ms_helpers import levels  # noqa: E402
+from ms_helpers import check_cut_everywhere, levels, register_for_test  # noqa: E402
 
 SMALL = dict(embed_dims=(16, 32, 48, 64), num_heads=(1, 2, 3, 4), mlp_ratios=(2, 2, 2, 2), depths=(2, 1, 1, 1),
              sr_ratios=(8, 4, 2, 1), qkv_bias=True, num_classes=10)
@@ -42,14 +40,9 @@ _SHARED = dict(num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4), sr_ratios=(8, 4,
 
 
 def _small_registered(monkeypatch) -> str:
-    """Register the reduced configuration for this test only (the export of a classifier takes a registered
-    name); the registry is restored afterwards."""
-    def pvt_v2_small_test(pretrained=False, num_classes=10, in_channels=3, **kwargs):
-        return pvtv2._create_pvtv2(pretrained, **{**SMALL, "num_classes": num_classes, "in_channels": in_channels,
-                                                  **kwargs})
-    monkeypatch.setitem(registry._model_entrypoints, "pvt_v2_small_test", pvt_v2_small_test)
-    monkeypatch.setitem(registry._model_family, "pvt_v2_small_test", "pvtv2")
-    return "pvt_v2_small_test"
+    """The reduced configuration, registered for one test."""
+    return register_for_test(monkeypatch, "pvt_v2_small_test", "pvtv2",
+                             lambda pretrained=False, **kwargs: pvtv2._create_pvtv2(pretrained, **{**SMALL, **kwargs}))
 
 
 def _mindcv(**kwargs) -> "ms.nn.Cell":
@@ -209,17 +202,7 @@ def test_small_pvtv2_export_proves_every_level_and_the_cut_equals_mindspore(tmp_
     report = exporters.export_model(name, path, input_size=SIZE, seed=0, reference=ref)
     assert [lv["name"] for lv in report.levels] == NAMES
     assert report.worst_level_max_rel < 1e-4 and report.output_max_rel < 1e-4
-    picked = ["norm_list.1", "norm_list.3"]
-    cut_path = graphfeat.cut_file(path, tmp_path / "pvt_small.features.onnx", layers=picked)
-    for runtime in ("onnxruntime", "openvino", "reference"):  # the levels on every runtime, against MindSpore's
-        verdict = graphfeat.verify(cut_path, reference=ref, runtime=runtime)
-        assert verdict.ok and [m.name for m in verdict.levels] == picked, (runtime, verdict)
-    cut = graphfeat.cut(str(path), layers=picked)
-    x = rand_images(3, *SIZE, seed=3)
-    got = run_onnxruntime(cut, {INPUT_NAME: x}, [o.name for o in cut.graph.output])
-    want = levels(exporters.create_model(name, seed=0, features_only=True, out_indices=[1, 3]), x)
-    for out, expected, label in zip(cut.graph.output, want, picked):
-        assert_close_rel(got[out.name], expected, 1e-4, label)
+    check_cut_everywhere(path, ref, name, ["norm_list.1", "norm_list.3"], [1, 3], tmp_path, SIZE)
 
 
 @pytest.mark.slow

@@ -18,15 +18,12 @@ from mindspore import Tensor  # noqa: E402
 
 import exporters  # noqa: E402
 import graphfeat  # noqa: E402
-from exporters import registry  # noqa: E402
 from exporters.helpers import build_model_with_cfg  # noqa: E402
 from exporters.models import swin  # noqa: E402
-from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME  # noqa: E402
 from graphfeat.errors import GraphfeatError  # noqa: E402
-from graphfeat.runtime import run_onnxruntime  # noqa: E402
 
 from conftest import assert_close_rel, rand_images  # noqa: E402
-from ms_helpers import levels  # noqa: E402
+from ms_helpers import check_cut_everywhere, levels, register_for_test  # noqa: E402
 
 SMALL = dict(image_size=128, patch_size=4, embed_dim=24, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=4,
              num_classes=10)
@@ -36,14 +33,9 @@ TINY = dict(image_size=224, patch_size=4, embed_dim=96, depths=(2, 2, 6, 2), num
 
 
 def _small_registered(monkeypatch) -> str:
-    """Register the reduced configuration for this test only (the export of a classifier takes a registered
-    name); the registry is restored afterwards."""
-    def swin_small_test(pretrained=False, num_classes=10, in_channels=3, **kwargs):
-        return swin._create_swin(pretrained, **{**SMALL, "num_classes": num_classes, "in_channels": in_channels,
-                                               **kwargs})
-    monkeypatch.setitem(registry._model_entrypoints, "swin_small_test", swin_small_test)
-    monkeypatch.setitem(registry._model_family, "swin_small_test", "swin")
-    return "swin_small_test"
+    """The reduced configuration, registered for one test."""
+    return register_for_test(monkeypatch, "swin_small_test", "swin",
+                             lambda pretrained=False, **kwargs: swin._create_swin(pretrained, **{**SMALL, **kwargs}))
 
 
 def _mindcv_swin(**kwargs) -> "ms.nn.Cell":
@@ -213,18 +205,7 @@ def test_small_swin_export_proves_every_level_and_the_cut_equals_mindspore(tmp_p
     report = exporters.export_model(name, path, input_size=SIZE, seed=0, reference=ref)
     assert [lv["name"] for lv in report.levels] == NAMES
     assert report.worst_level_max_rel < 1e-4 and report.output_max_rel < 1e-4
-    cut_path = graphfeat.cut_file(path, tmp_path / "swin_small.features.onnx", layers=["layers.1", "layers.3"])
-    for runtime in ("onnxruntime", "openvino", "reference"):  # the levels on every runtime, against MindSpore's
-        verdict = graphfeat.verify(cut_path, reference=ref, runtime=runtime)
-        assert verdict.ok and [m.name for m in verdict.levels] == ["layers.1", "layers.3"], (runtime, verdict)
-    cut = graphfeat.cut(str(path), layers=["layers.1", "layers.3"])
-    x = rand_images(3, *SIZE, seed=3)
-    got = run_onnxruntime(cut, {INPUT_NAME: x}, [o.name for o in cut.graph.output])
-    want = levels(exporters.create_model(name, seed=0, features_only=True, out_indices=[1, 3]), x)
-    assert OUTPUT_NAME not in got
-    for out, level, label in zip(cut.graph.output, want, ["layers.1", "layers.3"]):
-        assert got[out.name].shape == (3,) + level.shape[1:]  # NCHW in the file, at a batch not exported
-        assert_close_rel(got[out.name], level, 1e-4, label)
+    check_cut_everywhere(path, ref, name, ["layers.1", "layers.3"], [1, 3], tmp_path, SIZE)
 
 
 def test_dynamic_size_is_refused_with_the_reason(tmp_path):

@@ -15,29 +15,21 @@ from mindspore import Tensor  # noqa: E402
 
 import exporters  # noqa: E402
 import graphfeat  # noqa: E402
-from exporters import registry  # noqa: E402
 from exporters.helpers import build_model_with_cfg  # noqa: E402
 from exporters.models import vit  # noqa: E402
-from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME  # noqa: E402
 from graphfeat.errors import GraphfeatError  # noqa: E402
-from graphfeat.runtime import run_onnxruntime  # noqa: E402
 
 from conftest import assert_close_rel, rand_images  # noqa: E402
-from ms_helpers import levels  # noqa: E402
+from ms_helpers import check_cut_everywhere, levels, register_for_test  # noqa: E402
 
 SMALL = dict(image_size=64, patch_size=16, embed_dim=192, depth=4, num_heads=3, num_classes=10)
 SIZE = (64, 64)
 
 
-def _small_registered(monkeypatch):
-    """Register the reduced configuration for this test only (the export of a classifier takes a registered
-    name); the registry is restored afterwards."""
-    def vit_small_test(pretrained=False, num_classes=10, in_channels=3, **kwargs):
-        return vit._create_vit(pretrained, **{**SMALL, "num_classes": num_classes, "in_channels": in_channels,
-                                             **kwargs})
-    monkeypatch.setitem(registry._model_entrypoints, "vit_small_test", vit_small_test)
-    monkeypatch.setitem(registry._model_family, "vit_small_test", "vit")
-    return "vit_small_test"
+def _small_registered(monkeypatch) -> str:
+    """The reduced configuration, registered for one test."""
+    return register_for_test(monkeypatch, "vit_small_test", "vit", lambda pretrained=False, **kwargs: vit._create_vit(
+        pretrained, **{**SMALL, **kwargs}))
 
 
 def _mindcv_levels(net, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -156,26 +148,15 @@ def test_small_vit_export_proves_every_level_and_the_cut_equals_mindspore(tmp_pa
     report = exporters.export_model(name, path, input_size=SIZE, seed=0, reference=ref)
     assert [lv["name"] for lv in report.levels] == [f"blocks.{i}" for i in range(4)]
     assert report.worst_level_max_rel < 1e-4 and report.output_max_rel < 1e-4
-    cut_path = graphfeat.cut_file(path, tmp_path / "vit_small.features.onnx", layers=["blocks.1", "blocks.3"])
-    for runtime in ("onnxruntime", "openvino", "reference"):  # the levels on every runtime, against MindSpore's
-        verdict = graphfeat.verify(cut_path, reference=ref, runtime=runtime)
-        assert verdict.ok and [m.name for m in verdict.levels] == ["blocks.1", "blocks.3"], (runtime, verdict)
-    cut = graphfeat.cut(str(path), layers=["blocks.1", "blocks.3"])
-    x = rand_images(3, *SIZE, seed=3)
-    got = run_onnxruntime(cut, {INPUT_NAME: x}, [o.name for o in cut.graph.output])
-    want = levels(exporters.create_model(name, seed=0, features_only=True, out_indices=[1, 3]), x)
-    assert OUTPUT_NAME not in got
-    for out, ref, label in zip(cut.graph.output, want, ["blocks.1", "blocks.3"]):
-        assert_close_rel(got[out.name], ref, 1e-4, label)
+    check_cut_everywhere(path, ref, name, ["blocks.1", "blocks.3"], [1, 3], tmp_path, SIZE)
 
 
 def test_a_12_block_features_only_export_records_the_default_levels(tmp_path, monkeypatch):
     """The default selection reaches the file: a features-only export of a 12-block ViT (narrow, 32 px) has the
     BEiT levels as its outputs, each proven against MindSpore."""
     narrow = dict(SMALL, image_size=32, embed_dim=48, depth=12, num_heads=2)
-    monkeypatch.setitem(registry._model_entrypoints, "vit_12_test",
-                        lambda pretrained=False, **kw: vit._create_vit(pretrained, **{**narrow, **kw}))
-    monkeypatch.setitem(registry._model_family, "vit_12_test", "vit")
+    register_for_test(monkeypatch, "vit_12_test", "vit",
+                      lambda pretrained=False, **kw: vit._create_vit(pretrained, **{**narrow, **kw}))
     report = exporters.export_model("vit_12_test", tmp_path / "v12.onnx", input_size=(32, 32), seed=0,
                                     features_only=True)
     assert [lv["name"] for lv in report.levels] == ["blocks.3", "blocks.5", "blocks.7", "blocks.11"]
