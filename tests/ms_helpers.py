@@ -105,3 +105,20 @@ def check_cut_everywhere(path, reference, model_name: str, picked: list[str], ou
         assert float(expected.std()) > 1e-2, f"{label}: no signal"
         assert got[out.name].shape == (3,) + expected.shape[1:], label
         assert_close_rel(got[out.name], expected, 1e-4, label)
+
+
+def seeded_like_the_classifier(features_cls, classifier_cls, config: dict, x: np.ndarray) -> list[np.ndarray]:
+    """The levels of a rewritten feature class built from a cold weights cache, checked bit-equal to its
+    classifier's ``feature_view()`` with the same seed and carrying signal; returned for shape checks."""
+    from exporters.helpers import build_model_with_cfg
+    from exporters.init import clear_weights_cache
+
+    clear_weights_cache()  # the feature class draws its own weights: they must still be the classifier's
+    feats = build_model_with_cfg(features_cls, False, seed=0, **config)
+    clf = build_model_with_cfg(classifier_cls, False, seed=0, **config)
+    got, view = levels(feats, x), levels(clf.feature_view(), x)
+    assert len(got) == len(view) == len(feats.feature_info)
+    for i, (g, v) in enumerate(zip(got, view)):
+        assert 1e-2 < float(g.std()) < 1e2, f"level {i}: std {g.std():.3g}"
+        np.testing.assert_array_equal(g, v, err_msg=f"level {i}")
+    return got

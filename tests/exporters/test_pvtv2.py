@@ -18,13 +18,13 @@ import mindspore as ms  # noqa: E402
 from mindspore import Tensor, nn  # noqa: E402
 
 import exporters  # noqa: E402
-from exporters.helpers import build_model_with_cfg  # noqa: E402
 from exporters.models import pvtv2  # noqa: E402
 from exporters.onnx_export import INPUT_NAME  # noqa: E402
 from graphfeat.runtime import run_onnxruntime  # noqa: E402
 
 from conftest import assert_close_rel, rand_images  # noqa: E402
-from ms_helpers import check_cut_everywhere, levels, register_for_test  # noqa: E402
+from ms_helpers import (check_cut_everywhere, levels, register_for_test,  # noqa: E402
+                        seeded_like_the_classifier)
 
 SMALL = dict(embed_dims=(16, 32, 48, 64), num_heads=(1, 2, 3, 4), mlp_ratios=(2, 2, 2, 2), depths=(2, 1, 1, 1),
              sr_ratios=(8, 4, 2, 1), qkv_bias=True, num_classes=10)
@@ -133,19 +133,10 @@ def test_pvt_v2_b0_mindcv_checkpoint_logits_and_levels_equal_mindcv(tmp_path):
 
 
 def test_small_pvtv2_levels_are_nchw_and_seeded_like_the_classifier():
-    from exporters.init import clear_weights_cache
-
-    x = rand_images(2, 64, 96, seed=1)
-    clear_weights_cache()  # the feature class draws its own weights: they must still be the classifier's
-    feats = build_model_with_cfg(pvtv2.PyramidVisionTransformerV2Features, False, seed=0, **SMALL)
-    clf = build_model_with_cfg(pvtv2.PyramidVisionTransformerV2, False, seed=0, **SMALL)
-    got = levels(feats, x)
-    view = levels(clf.feature_view(), x)
-    for i, (g, v) in enumerate(zip(got, view)):
-        stride = 4 * 2 ** i
-        assert g.shape == (2, SMALL["embed_dims"][i], 64 // stride, 96 // stride)
-        assert 1e-2 < float(g.std()) < 1e2
-        np.testing.assert_array_equal(g, v, err_msg=NAMES[i])
+    got = seeded_like_the_classifier(pvtv2.PyramidVisionTransformerV2Features, pvtv2.PyramidVisionTransformerV2,
+                                     SMALL, rand_images(2, 64, 96, seed=1))
+    assert [g.shape for g in got] == [(2, c, 64 // (4 * 2 ** i), 96 // (4 * 2 ** i))
+                                      for i, c in enumerate(SMALL["embed_dims"])]
 
 
 def test_gelu_is_mindcv_gelu():

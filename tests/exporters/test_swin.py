@@ -23,7 +23,8 @@ from exporters.models import swin  # noqa: E402
 from graphfeat.errors import GraphfeatError  # noqa: E402
 
 from conftest import assert_close_rel, rand_images  # noqa: E402
-from ms_helpers import check_cut_everywhere, levels, register_for_test  # noqa: E402
+from ms_helpers import (check_cut_everywhere, levels, register_for_test,  # noqa: E402
+                        seeded_like_the_classifier)
 
 SMALL = dict(image_size=128, patch_size=4, embed_dim=24, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=4,
              num_classes=10)
@@ -184,18 +185,9 @@ def test_swin_tiny_mindcv_checkpoint_logits_and_levels_at_224(tmp_path):
 
 
 def test_small_swin_levels_are_nchw_and_seeded_like_the_classifier():
-    from exporters.init import clear_weights_cache
-
-    x = rand_images(2, *SIZE, seed=1)
-    clear_weights_cache()  # the feature class draws its own weights: they must still be the classifier's
-    feats = build_model_with_cfg(swin.SwinTransformerFeatures, False, seed=0, **SMALL)
-    clf = build_model_with_cfg(swin.SwinTransformer, False, seed=0, **SMALL)
-    got = levels(feats, x)
-    view = levels(clf.feature_view(), x)
-    for i, (g, v) in enumerate(zip(got, view)):
-        assert g.shape == (2, 24 * 2 ** i, 32 // 2 ** i, 32 // 2 ** i)
-        assert 1e-2 < float(g.std()) < 1e2
-        np.testing.assert_array_equal(g, v, err_msg=NAMES[i])
+    got = seeded_like_the_classifier(swin.SwinTransformerFeatures, swin.SwinTransformer, SMALL,
+                                     rand_images(2, *SIZE, seed=1))
+    assert [g.shape for g in got] == [(2, 24 * 2 ** i, 32 // 2 ** i, 32 // 2 ** i) for i in range(4)]
 
 
 def test_small_swin_export_proves_every_level_and_the_cut_equals_mindspore(tmp_path, monkeypatch):
